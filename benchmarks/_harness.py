@@ -1,0 +1,75 @@
+"""Benchmark harness shared by the suite: options parsing, case generation, a session cache of
+built models, warm-up. Building and warm-up are never inside a timed call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from inference_scale.models import ModelInfo, get_model, model_info
+from inference_scale.sizing import count_macs
+
+
+def split_values(values: Sequence[str] | None) -> list[str]:
+    """Values of a repeatable, comma-separated option (``--arch a,b --arch c``)."""
+    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
+
+
+def parse_batches(values: Sequence[str] | None) -> list[int]:
+    """``--batch-size`` values as positive ints; anything else is a ``pytest.UsageError``."""
+    batches = []
+    for raw in split_values(values):
+        if not raw.isdigit() or int(raw) < 1:
+            raise pytest.UsageError(f"--batch-size {raw!r} is not valid; choices: positive integers such as 1, 8, 32")
+        batches.append(int(raw))
+    return batches
+
+
+@dataclass(frozen=True)
+class Case:
+    arch: str
+    state: str
+    batch: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.arch}-{self.state}-b{self.batch}"
+
+
+def make_cases(
+    config: pytest.Config, *, archs: Sequence[str], states: Sequence[str], batches: Sequence[int]
+) -> list[Any]:
+    """``pytest.param`` cases over arch x state x batch, narrowed by --arch/--batch-size."""
+    chosen_archs = split_values(config.getoption("--arch")) or list(archs)
+    chosen_batches = parse_batches(config.getoption("--batch-size")) or list(batches)
+    return [
+        pytest.param(Case(a, s, b), id=Case(a, s, b).id) for a in chosen_archs for s in states for b in chosen_batches
+    ]
+
+
+class Zoo:
+    """Models built once per session (random weights, seeded) with their fp32 MAC counts."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, tuple[ModelInfo, nn.Module, int]] = {}
+
+    def get(self, name: str) -> tuple[ModelInfo, nn.Module, int]:
+        if name not in self._models:
+            info = model_info(name)
+            torch.manual_seed(0)
+            model = get_model(name)
+            self._models[name] = (info, model, count_macs(model, info.input_shape))
+        return self._models[name]
+
+
+def warm_up(benchmark: Any, run: Any, *, calls: int = 2) -> None:
+    """Untimed calls before timing: oneDNN builds its primitives and caches on the first call.
+    Skipped under --benchmark-disable, where the single call is a smoke test, not a timing."""
+    if not getattr(benchmark, "disabled", False):
+        for _ in range(calls):
+            run()

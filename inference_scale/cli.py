@@ -1,0 +1,119 @@
+"""The ``inference-scale`` command line. Every subcommand has ``--help``; bad input exits 2
+with a one-line error rather than a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .models import KINDS, get_model, list_models, model_info, pick_architectures
+from .sizing import size_report
+
+__all__ = ["build_parser", "main"]
+
+
+def _human(n: float | None, unit: str = "") -> str:
+    if n is None:
+        return "-"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    infos = list_models(family=args.family, kind=args.kind, min_params=args.min_params, max_params=args.max_params)
+    if args.json:
+        print(json.dumps([asdict(i) for i in infos], indent=2))
+        return 0
+    table = Table(title=f"{len(infos)} models (MACs per sample at the eval resolution)")
+    for col in ("name", "family", "kind", "params", "GMACs", "input", "acc@1", "MB"):
+        left = col in ("name", "family", "kind", "input")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for i in infos:
+        table.add_row(
+            i.name, i.family, i.kind, _human(i.num_params), f"{i.macs / 1e9:.3f}",
+            "x".join(map(str, i.input_shape)), "-" if i.acc1 is None else f"{i.acc1:.2f}",
+            "-" if i.file_size_mb is None else f"{i.file_size_mb:.1f}",
+        )  # fmt: skip
+    Console(width=max(Console().width, 110)).print(table)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    print(json.dumps(asdict(model_info(args.name)), indent=2))
+    return 0
+
+
+def _cmd_size(args: argparse.Namespace) -> int:
+    info = model_info(args.name)
+    res = args.resolution or info.resolution
+    shape = (info.input_shape[0], res, res)
+    # Real weights are needed for bytes; shapes alone (meta) suffice for params and MACs.
+    model = get_model(args.name, device="meta" if args.no_bytes else None)
+    report = size_report(model, shape, compress=not args.no_bytes)
+    out = {"model": args.name, **asdict(report), "macs_metadata": info.macs}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_pick(args: argparse.Namespace) -> int:
+    for name in pick_architectures(min_params=args.min_params, max_params=args.max_params):
+        info = model_info(name)
+        print(f"{name}\t{info.family}\t{info.kind}\t{info.num_params:,} params\t{info.macs / 1e9:.3f} GMACs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inference-scale",
+        description="Compare what makes PyTorch inference cheaper: architecture, int8, pruning, distillation.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list registered models from torchvision's offline metadata")
+    p.add_argument("--family", help="e.g. resnet, efficientnet, swin, vit, convnext, lenet")
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--min-params", type=float)
+    p.add_argument("--max-params", type=float)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("info", help="print one model's metadata as JSON")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("size", help="count params, MACs and checkpoint bytes of a model (random weights)")
+    p.add_argument("name")
+    p.add_argument("--resolution", type=int, help="input height/width (default: the eval resolution)")
+    p.add_argument("--no-bytes", action="store_true", help="build on the meta device: params and MACs only")
+    p.set_defaults(func=_cmd_size)
+
+    p = sub.add_parser("pick", help="pick one EfficientNet, one ResNet and one transformer in a parameter range")
+    p.add_argument("--min-params", type=float, default=20e6)
+    p.add_argument("--max-params", type=float, default=30e6)
+    p.set_defaults(func=_cmd_pick)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"inference-scale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

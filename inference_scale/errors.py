@@ -1,0 +1,77 @@
+"""Exceptions raised on bad input. Each subclasses ValueError, TypeError or FileNotFoundError so
+callers can catch the builtin, and each message names the problem and the valid choices."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "InvalidOptionError",
+    "MacCountError",
+    "UnknownModelError",
+    "UnknownWeightsError",
+    "WeightsNotFoundError",
+    "close_matches",
+]
+
+
+def close_matches(name: str, choices: Iterable[str], *, n: int = 5) -> list[str]:
+    """The choices closest to ``name``: difflib's ratio first, then prefix matches."""
+    pool = sorted(set(choices))
+    found = difflib.get_close_matches(name, pool, n=n, cutoff=0.5)
+    for choice in pool:
+        if len(found) >= n:
+            break
+        if choice not in found and (choice.startswith(name) or name.startswith(choice)):
+            found.append(choice)
+    return found
+
+
+class InvalidOptionError(ValueError):
+    """An option value outside its valid set; the message lists the valid choices."""
+
+    def __init__(self, option: str, value: object, choices: Iterable[object]) -> None:
+        listed = ", ".join(str(c) for c in choices)
+        super().__init__(f"invalid {option} {value!r}; valid choices: {listed}")
+        self.option = option
+        self.value = value
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not in the registry; the message lists the closest names."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        known = list(known)
+        near = close_matches(name, known)
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        super().__init__(
+            f"unknown model {name!r}{hint} ({len(known)} models are registered; `inference-scale models` lists them)"
+        )
+        self.name = name
+        self.suggestions = near
+
+
+class UnknownWeightsError(ValueError):
+    """A weights name that the model does not publish; the message lists the valid ones."""
+
+    def __init__(self, model: str, weights: str, choices: Iterable[str]) -> None:
+        listed = ", ".join(choices) or "none (this model has no published weights)"
+        super().__init__(f"model {model!r} has no weights {weights!r}; valid choices: {listed}")
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained weights are not in torchvision's cache and downloading is off."""
+
+    def __init__(self, model: str, url: str, path: str) -> None:
+        super().__init__(
+            f"weights for {model!r} are not cached: place the file from {url} at {path} "
+            "(the folder follows $TORCH_HOME/hub/checkpoints), or pass allow_download=True "
+            "where a network is reachable"
+        )
+        self.url = url
+        self.path = path
+
+
+class MacCountError(RuntimeError):
+    """The MAC counter could not run the model's forward pass."""
