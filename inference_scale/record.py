@@ -94,11 +94,13 @@ def build_record(
     threads: int,
     dtype: str,
     macs: int | None = None,
+    nbytes: int | None = None,
     weights: str = "random",
     extras: dict[str, Any] | None = None,
 ) -> BenchmarkRecord:
-    """A record for ``model`` as benchmarked: counts and bytes are measured on it, MACs too
-    unless given (a compiled or quantized model may not be countable; pass the fp32 count)."""
+    """A record for ``model`` as benchmarked: counts and bytes are measured on it, MACs too.
+    A compiled or quantized model cannot be counted: pass its float source as ``model``, the
+    fp32 ``macs`` (int8 performs the same multiply-accumulates) and its own ``nbytes``."""
     counts = count_params(model)
     if counts.nonzero is None:
         raise ValueError("benchmark records need a model with real weights, not one on the meta device")
@@ -114,7 +116,7 @@ def build_record(
         params=counts.total,
         nonzero_params=counts.nonzero,
         macs=count_macs(model, info.input_shape) if macs is None else int(macs),
-        bytes=serialized_bytes(model),
+        bytes=serialized_bytes(model) if nbytes is None else int(nbytes),
         input_shape=list(info.input_shape),
         weights=weights,
         extras=dict(extras or {}),

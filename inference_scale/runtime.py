@@ -121,7 +121,7 @@ def synchronize(device: str | torch.device) -> None:
 
 
 def make_runner(
-    model: nn.Module,
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     *,
     state: str,
