@@ -24,6 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="benchmark only these registered models (repeatable or comma-separated)",
     )  # fmt: skip
     group.addoption(
+        "--all-int8", action="store_true",
+        help="also time int8-static (PT2E) on transformers; off by default for its compile time",
+    )  # fmt: skip
+    group.addoption(
         "--batch-size", action="append", default=None, metavar="N[,N]",
         help="benchmark only these batch sizes (repeatable or comma-separated)",
     )  # fmt: skip

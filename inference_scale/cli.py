@@ -71,6 +71,38 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import find_run, format_rows, load_run, plot_rows, rows_from_run
+
+    specs = args.runs or [None]
+    for spec in specs:
+        path = find_run(spec, storage=Path(args.storage))
+        rows = rows_from_run(load_run(path))
+        if args.format == "table":
+            print(f"run: {path}")
+        print(format_rows(rows, args.format))
+        if args.plot:
+            for png in plot_rows(rows, Path(args.plot)):
+                print(f"wrote {png}", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .compare import compare_runs, format_comparison
+    from .report import find_run, load_run
+
+    storage = Path(args.storage)
+    base = load_run(find_run(args.base, storage=storage))
+    new = load_run(find_run(args.new, storage=storage))
+    result = compare_runs(base, new, alpha=args.alpha, threshold=args.threshold, accuracy_drop=args.accuracy_drop / 100)
+    print(format_comparison(result, fmt=args.format))
+    return 1 if result.regressed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-scale",
@@ -101,6 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-params", type=float, default=20e6)
     p.add_argument("--max-params", type=float, default=30e6)
     p.set_defaults(func=_cmd_pick)
+
+    p = sub.add_parser("report", help="table (and plots) of saved benchmark runs, grouped by model")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="JSON files or saved ids such as 0001 (default: the newest)")
+    p.add_argument("--format", choices=("table", "md", "csv"), default="table")
+    p.add_argument("--plot", metavar="DIR", help="also write PNG plots into DIR")
+    p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "compare", help="compare two saved runs: Mann-Whitney U + threshold per benchmark; exit 1 on a regression"
+    )
+    p.add_argument("base", help="baseline run: JSON file or saved id such as 0001")
+    p.add_argument("new", help="new run: JSON file or saved id")
+    p.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    p.add_argument("--threshold", type=float, default=0.10, help="relative change that matters (default 0.10)")
+    p.add_argument("--accuracy-drop", type=float, default=0.5, help="accuracy points that may be lost (default 0.5)")
+    p.add_argument("--format", choices=("table", "md"), default="table")
+    p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

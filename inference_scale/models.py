@@ -35,8 +35,8 @@ __all__ = [
     "weights_path",
 ]
 
-Kind = Literal["conv", "transformer"]
-KINDS: tuple[str, ...] = ("conv", "transformer")
+Kind = Literal["conv", "transformer", "mlp"]
+KINDS: tuple[str, ...] = ("conv", "transformer", "mlp")
 
 # torchvision module name -> family. Families are torchvision's own module split (resnext and
 # wide_resnet live in resnet.py, efficientnet_v2 in efficientnet.py); only the long names are

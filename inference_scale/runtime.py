@@ -10,7 +10,6 @@ the kernels finish rather than just their launch.
 from __future__ import annotations
 
 import contextlib
-import copy
 import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .cloning import clone
 from .errors import InvalidOptionError
 
 __all__ = [
@@ -105,7 +105,7 @@ def prepare(
     token tensors as they are and only its patch-embedding convolution sees NHWC."""
     spec = _state(state)
     dev = _check_device(device)
-    prepared = copy.deepcopy(model).to(dev).eval()
+    prepared = clone(model).to(dev).eval()
     x = example.to(dev)
     if spec.channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -6,7 +6,6 @@ that training with a seed neither depends on nor disturbs the caller's random st
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cloning import clone
 from .data import Split
 
 __all__ = ["evaluate", "predict", "train"]
@@ -38,7 +38,7 @@ def train(
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    trained = copy.deepcopy(model)
+    trained = clone(model)
     n = len(data.y_train)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout draws from the global generator

@@ -15,7 +15,6 @@ The input model is never changed: each handler works on a deep copy.
 
 from __future__ import annotations
 
-import copy
 import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..cloning import clone
 from ..errors import InvalidOptionError
 from ..sizing import serialized_bytes
 
@@ -309,5 +309,5 @@ def quantize_model(
     shapes = {tuple(b.shape) for b in batches}
     if len(shapes) > 1:
         raise ValueError(f"calibration batches must share one shape (the export shape), got {sorted(shapes)}")
-    work = copy.deepcopy(model).eval()
+    work = clone(model).eval()
     return handler(work, config, batches, progress)
