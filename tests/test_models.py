@@ -83,8 +83,8 @@ def test_list_models_filters() -> None:
     assert all(20e6 <= i.num_params <= 30e6 and i.kind == "transformer" for i in mid)
     with pytest.raises(InvalidOptionError, match="resnet"):
         list_models(family="resnets")
-    with pytest.raises(InvalidOptionError, match="conv, transformer"):
-        list_models(kind="mlp")
+    with pytest.raises(InvalidOptionError, match="conv, transformer, mlp"):
+        list_models(kind="rnn")
     with pytest.raises(ValueError, match="larger than"):
         list_models(min_params=2e6, max_params=1e6)
 
