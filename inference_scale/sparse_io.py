@@ -16,11 +16,8 @@ per-module sizes Torch-Pruning changed, and the state_dict. Torch-Pruning's own
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import write_atomic
 from .cloning import clone
 from .prune import make_permanent
 
-__all__ = ["SparseFileError", "load_pruned", "load_sparse", "save_pruned", "save_sparse", "write_atomic"]
+__all__ = ["SparseFileError", "load_pruned", "load_sparse", "save_pruned", "save_sparse"]
 
 _SPARSE_FORMAT = "inference-scale-sparse"
 _PRUNED_FORMAT = "inference-scale-pruned"
@@ -44,28 +42,6 @@ _SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_feat
 
 class SparseFileError(ValueError):
     """A file that is not ours, is damaged, or belongs to another model."""
-
-
-def write_atomic(obj: Any, path: str | os.PathLike[str]) -> int:
-    """``torch.save`` to a temporary file in the target folder, fsync, then rename over
-    ``path``: a crash leaves the old file or the new one, never half of one. Returns bytes."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    data = buffer.getvalue()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return len(data)
 
 
 def _read(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from .data import Split
 
 __all__ = ["evaluate", "predict", "train"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# loss(student_logits, targets) or, with teacher_logits, loss(student_logits, targets, teacher)
+LossFn = Callable[..., torch.Tensor]
 
 
 def train(
@@ -31,15 +32,20 @@ def train(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     loss: LossFn = F.cross_entropy,
+    teacher_logits: torch.Tensor | None = None,
     progress: bool = True,
 ) -> nn.Module:
-    """Adam on ``data``'s training split for ``epochs``; returns the trained copy in eval mode."""
+    """Adam on ``data``'s training split for ``epochs``; returns the trained copy in eval mode.
+    With ``teacher_logits`` (one row per training image) the loss is called as
+    ``loss(student_logits, targets, teacher_logits)``, e.g. with ``distill.kd_loss``."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     trained = clone(model)
     n = len(data.y_train)
+    if teacher_logits is not None and teacher_logits.shape[0] != n:
+        raise ValueError(f"teacher_logits has {teacher_logits.shape[0]} rows for {n} training images")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout draws from the global generator
         order = torch.Generator().manual_seed(seed)
@@ -52,7 +58,11 @@ def train(
             for start in range(0, n, batch_size):
                 idx = perm[start : start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss(trained(data.x_train[idx]), data.y_train[idx])
+                out = trained(data.x_train[idx])
+                if teacher_logits is None:
+                    batch_loss = loss(out, data.y_train[idx])
+                else:
+                    batch_loss = loss(out, data.y_train[idx], teacher_logits[idx])
                 batch_loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 total += batch_loss.item() * len(idx)
