@@ -202,8 +202,8 @@ class DistillConfig:
     seeds: int = 5
     temperature: float = 4.0
     alpha: float = 0.5
-    student_epochs: int = 30
-    teacher_epochs: int = 8
+    student_epochs: int = 60
+    teacher_epochs: int = 15
     cache_dir: str | None = ".cache/inference-scale"
 
     def __post_init__(self) -> None:

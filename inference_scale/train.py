@@ -18,7 +18,7 @@ from .data import Split
 
 __all__ = ["evaluate", "predict", "train"]
 
-# loss(student_logits, targets) or, with teacher_logits, loss(student_logits, targets, teacher)
+# loss(student_logits, targets) or, with teacher logits, loss(student_logits, teacher_logits, targets)
 LossFn = Callable[..., torch.Tensor]
 
 
@@ -37,7 +37,7 @@ def train(
 ) -> nn.Module:
     """Adam on ``data``'s training split for ``epochs``; returns the trained copy in eval mode.
     With ``teacher_logits`` (one row per training image) the loss is called as
-    ``loss(student_logits, targets, teacher_logits)``, e.g. with ``distill.kd_loss``."""
+    ``loss(student_logits, teacher_logits, targets)``, the order of ``distill.kd_loss``."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if lr <= 0:
@@ -62,7 +62,7 @@ def train(
                 if teacher_logits is None:
                     batch_loss = loss(out, data.y_train[idx])
                 else:
-                    batch_loss = loss(out, data.y_train[idx], teacher_logits[idx])
+                    batch_loss = loss(out, teacher_logits[idx], data.y_train[idx])
                 batch_loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 total += batch_loss.item() * len(idx)
