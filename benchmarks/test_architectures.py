@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks._harness import Case, Zoo, make_cases, warm_up
+from benchmarks._harness import Case, Zoo, make_cases, measure
 from inference_scale.models import pick_architectures
 from inference_scale.record import build_record
 from inference_scale.runtime import STATES, make_runner, prepare, state_unsupported_reason
@@ -35,9 +35,6 @@ def test_latency(benchmark: Any, case: Case, zoo: Zoo, bench_threads: int, bench
         info, model, state=case.state, batch_size=case.batch, device=bench_device,
         threads=bench_threads, dtype=STATES[case.state].dtype, macs=macs,
     )  # fmt: skip
-    benchmark.group = case.arch
-    benchmark.extra_info.update(record.to_extra_info())
-    warm_up(benchmark, run)
-    out = benchmark(run)
+    out = measure(benchmark, run, record, group=case.arch)
     assert out.shape == (case.batch, info.num_classes)
     assert torch.isfinite(out.float()).all()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks._harness import Case, make_cases, warm_up
+from benchmarks._harness import Case, make_cases, measure
 from inference_scale.distill import DistillConfig, train_students, train_teacher
 from inference_scale.models import model_info
 from inference_scale.record import build_record
@@ -49,8 +49,5 @@ def test_distilled(benchmark: Any, case: Case, bench_threads: int) -> None:
         info, model, state=case.state, batch_size=case.batch, device="cpu", threads=bench_threads, dtype="float32",
         weights="trained:mnist", extras={"accuracy": accuracy, "accuracy_dataset": DATASET, "role": case.state},
     )  # fmt: skip
-    benchmark.group = "distill"
-    benchmark.extra_info.update(record.to_extra_info())
-    warm_up(benchmark, run)
-    out = benchmark(run)
+    out = measure(benchmark, run, record, group="distill")
     assert out.shape == (case.batch, 10)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks._harness import ACCURACY_DATASET, Case, Zoo, digits, make_cases, trained_lenet, warm_up
+from benchmarks._harness import ACCURACY_DATASET, Case, Zoo, digits, make_cases, measure, trained_lenet
 from inference_scale.models import ModelInfo, model_info
 from inference_scale.prune import make_permanent, prune_channels, prune_global, sparse_linear, sparsity_report
 from inference_scale.record import build_record
@@ -69,10 +69,7 @@ def _time(
         info, timed if recorded is None else recorded, state=case.state, batch_size=case.batch, device="cpu",
         threads=threads, dtype="float32", **record,
     )  # fmt: skip
-    benchmark.group = info.name
-    benchmark.extra_info.update(rec.to_extra_info())
-    warm_up(benchmark, run)
-    out = benchmark(run)
+    out = measure(benchmark, run, rec, group=info.name)
     assert out.shape[0] == case.batch and torch.isfinite(out).all()
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._harness import ACCURACY_DATASET, Case, digits, make_cases, trained_lenet, warm_up
+from benchmarks._harness import ACCURACY_DATASET, Case, digits, make_cases, measure, trained_lenet
 from inference_scale.models import ModelInfo, get_model, model_info, pick_architectures
 from inference_scale.quantize import DynamicInt8, QuantizedModel, StaticInt8, StaticInt8FX, quantize_model
 from inference_scale.record import build_record
@@ -161,9 +161,6 @@ def test_int8(
         dtype=dtype, macs=macs, nbytes=nbytes, weights="trained:mnist" if case.arch == "lenet" else "random",
         extras=extras,
     )  # fmt: skip
-    benchmark.group = case.arch
-    benchmark.extra_info.update(record.to_extra_info())
-    warm_up(benchmark, run)
-    out = benchmark(run)
+    out = measure(benchmark, run, record, group=case.arch)
     assert out.shape == (case.batch, info.num_classes)
     assert torch.isfinite(out.float()).all()
