@@ -58,7 +58,7 @@ class HFTeacher(nn.Module):
         if not Path(path).is_dir():
             raise FileNotFoundError(f"no Hugging Face model folder at {path}")
         self.model = AutoModelForImageClassification.from_pretrained(str(path)).eval()
-        processor = AutoImageProcessor.from_pretrained(str(path))
+        processor = AutoImageProcessor.from_pretrained(str(path))  # type: ignore[no-untyped-call]
         size = processor.size
         self.size = (int(size["height"]), int(size["width"]))
         self.pixel_mean: torch.Tensor

@@ -213,14 +213,21 @@ def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
     ax.legend(fontsize=8)
     written.append(_save(fig, out_dir / "throughput_vs_params.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for state in sorted({r.state for r in rows}):
-        pts = [r for r in rows if r.state == state]
-        ax.scatter([r.bytes / 1e6 for r in pts], [r.median_s * 1e3 for r in pts], label=state, s=18)
-    front = _pareto([(r.bytes / 1e6, r.median_s * 1e3) for r in rows])
+    # one batch size (the smallest: single-request latency) so points compare like with like
+    small = min(r.batch for r in rows)
+    at_batch = [r for r in rows if r.batch == small]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colours = plt.get_cmap("tab20")
+    for i, state in enumerate(sorted({r.state for r in at_batch})):
+        pts = [r for r in at_batch if r.state == state]
+        marker = "osD^v<>"[i // 20 % 7] if i >= 20 else "o"
+        ax.scatter([r.bytes / 1e6 for r in pts], [r.median_s * 1e3 for r in pts], label=state, s=22,
+                   color=colours(i % 20), marker=marker)  # fmt: skip
+    front = _pareto([(r.bytes / 1e6, r.median_s * 1e3) for r in at_batch])
     ax.plot(*zip(*front, strict=True), "k--", lw=1, label="Pareto frontier")
-    ax.set(xscale="log", yscale="log", xlabel="checkpoint MB", ylabel="median latency (ms)", title="Latency vs size")
-    ax.legend(fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="checkpoint MB", ylabel="median latency (ms)",
+           title=f"Latency vs size at batch {small}")  # fmt: skip
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     written.append(_save(fig, out_dir / "latency_vs_bytes.png"))
 
     fig, ax = plt.subplots(figsize=(9, 5))
