@@ -63,19 +63,21 @@ def make_cases(
     ]
 
 
-class Zoo:
-    """Models built once per session (random weights, seeded) with their fp32 MAC counts."""
+@functools.cache
+def seeded_model(name: str) -> tuple[ModelInfo, nn.Module, int]:
+    """A registry model with random weights (seed 0) and its fp32 MACs, built once per session
+    and shared by every suite, so no model is built or counted twice."""
+    info = model_info(name)
+    torch.manual_seed(0)
+    model = get_model(name)
+    return info, model, count_macs(model, info.input_shape)
 
-    def __init__(self) -> None:
-        self._models: dict[str, tuple[ModelInfo, nn.Module, int]] = {}
+
+class Zoo:
+    """The session's models, as a fixture: see :func:`seeded_model`."""
 
     def get(self, name: str) -> tuple[ModelInfo, nn.Module, int]:
-        if name not in self._models:
-            info = model_info(name)
-            torch.manual_seed(0)
-            model = get_model(name)
-            self._models[name] = (info, model, count_macs(model, info.input_shape))
-        return self._models[name]
+        return seeded_model(name)
 
 
 @functools.cache

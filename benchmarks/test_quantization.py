@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._harness import ACCURACY_DATASET, Case, digits, make_cases, measure, trained_lenet
-from inference_scale.models import ModelInfo, get_model, model_info, pick_architectures
+from benchmarks._harness import ACCURACY_DATASET, Case, digits, make_cases, measure, seeded_model, trained_lenet
+from inference_scale.models import ModelInfo, model_info, pick_architectures
 from inference_scale.quantize import DynamicInt8, QuantizedModel, StaticInt8, StaticInt8FX, quantize_model
 from inference_scale.record import build_record
 from inference_scale.runtime import STATES, make_runner, prepare, state_unsupported_reason
@@ -53,11 +53,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @functools.cache
 def float_model(arch: str) -> tuple[ModelInfo, nn.Module, int]:
     """The fp32 model (LeNet trained on the digits, others random and seeded) and its MACs."""
-    info = model_info(arch)
-    torch.manual_seed(0)
-    model = get_model(arch)
-    if arch == "lenet":
-        model = trained_lenet()
+    if arch != "lenet":
+        return seeded_model(arch)
+    info, model = model_info(arch), trained_lenet()
     return info, model, count_macs(model, info.input_shape)
 
 

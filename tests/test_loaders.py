@@ -15,9 +15,11 @@ from inference_scale.data import load_dataset
 from inference_scale.distill import HFTeacher, teacher_logits
 
 
-def _write_cifar(root: Path, per_batch: int = 20) -> None:
+def _write_cifar(root: Path, per_batch: int = 20) -> np.ndarray:
     """Files laid out as cifar-10-python.tar.gz unpacks: pickled dicts with 'data' (N x 3072
-    uint8, channel-major rows) and 'labels', plus batches.meta. Written by us, for us."""
+    uint8, channel-major rows) and 'labels', plus batches.meta. Written by us, for us.
+    Returns the first batch's raw rows."""
+    first = None
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -25,20 +27,21 @@ def _write_cifar(root: Path, per_batch: int = 20) -> None:
     for name in names:
         labels = [i % 10 for i in range(per_batch)]
         data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        first = data if first is None else first
         with open(folder / name, "wb") as fh:
             pickle.dump({"data": data, "labels": labels, "batch_label": name}, fh)
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, fh)
+    assert first is not None
+    return first
 
 
 def test_cifar10_reads_the_real_format(tmp_path: Path) -> None:
-    _write_cifar(tmp_path)
+    raw = _write_cifar(tmp_path)
     split = load_dataset("cifar10", root=tmp_path, verify=False)
     assert split.x_train.shape == (100, 3, 32, 32) and split.x_test.shape == (20, 3, 32, 32)
     assert torch.bincount(split.y_train).tolist() == [10] * 10
     # a pixel survives the HWC transpose: row 0 of batch 1, channel 1 (green), pixel (0, 1)
-    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as fh:
-        raw = pickle.load(fh)["data"]
     expected = raw[0, 1024 + 1] / 255.0
     assert split.x_train[0, 1, 0, 1].item() * split.std + split.mean == pytest.approx(expected, abs=1e-5)
     half = load_dataset("cifar10", root=tmp_path, verify=False, train_fraction=0.5)
