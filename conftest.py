@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ import torchvision
 from benchmarks._harness import parse_batches, split_values
 from inference_scale.errors import UnknownModelError
 from inference_scale.models import model_info
+from inference_scale.reference import KEY as REFERENCE_KEY
+from inference_scale.reference import measure_reference
 from inference_scale.runtime import DEVICES, cpu_name
 
 
@@ -31,6 +35,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--batch-size", action="append", default=None, metavar="N[,N]",
         help="benchmark only these batch sizes (repeatable or comma-separated)",
     )  # fmt: skip
+    group.addoption(
+        "--reference-seconds", type=float, default=float(os.environ.get("INFERENCE_SCALE_REFERENCE_SECONDS", 0.5)),
+        metavar="S",
+        help="seconds per reference workload (GEMM, conv) at the start and end of a timed run; 0 turns it off",
+    )  # fmt: skip
+
+
+_REFERENCE_START = pytest.StashKey[dict[str, float]]()
+
+
+def _reference_seconds(config: pytest.Config) -> float:
+    """0 under --benchmark-disable (a smoke run times nothing), else the option's value."""
+    if config.getoption("benchmark_disable", False) or config.getoption("collectonly", False):
+        return 0.0
+    return float(config.getoption("--reference-seconds"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    seconds = _reference_seconds(session.config)
+    if seconds > 0:
+        session.config.stash[_REFERENCE_START] = measure_reference(seconds=seconds)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except UnknownModelError as exc:
             raise pytest.UsageError(f"--arch: {exc}") from None
     parse_batches(config.getoption("--batch-size"))
+    seconds = config.getoption("--reference-seconds")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"--reference-seconds must be >= 0, got {seconds}")
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
@@ -60,3 +88,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "device": device,
         "cuda_device": torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None,
     }
+    start = config.stash.get(_REFERENCE_START, None)
+    if start is not None:
+        # The machine's own speed at the start and end of the run: compare reads drift from it.
+        end = measure_reference(seconds=_reference_seconds(config))
+        machine_info["inference_scale"][REFERENCE_KEY] = {"start": start, "end": end}

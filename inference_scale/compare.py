@@ -1,15 +1,27 @@
-"""Compare two saved benchmark runs and tell a real change from noise.
+"""Compare two saved benchmark runs and give each benchmark one of four verdicts.
 
-Timing: with raw rounds (``--benchmark-save-data``) a benchmark has changed only when the
-two samples differ significantly (two-sided Mann-Whitney U, ``scipy.stats.mannwhitneyu``)
-*and* the ratio of medians passes the threshold: slower when new/base > 1 + t, faster when
-new/base < 1 / (1 + t), so swapping the runs swaps slower and faster exactly. A bootstrap
-confidence interval of the median ratio (``scipy.stats.bootstrap``) is reported beside it.
-Without raw rounds only the threshold on medians is left, and a warning says so.
-pytest-benchmark's own ``--benchmark-compare-fail`` is that bare threshold.
+Benchmarks are paired by :attr:`runs.Bench.key` (``fullname``, else ``group::name``). With raw
+rounds on both sides (``--benchmark-save-data``) a pair is judged by two gates:
 
-Metrics from ``extra_info`` are gated by direction: ``bytes`` or ``macs`` up, or ``accuracy``
-down by more than ``accuracy_drop`` (a fraction: 0.005 is half a point), is a regression.
+* significance: a two-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``) whose p-values
+  are adjusted over the whole run by Benjamini-Hochberg (``scipy.stats.false_discovery_control``),
+  so 100 identical benchmarks do not produce one false alarm per run;
+* size: the ratio of medians new/base above ``1 + threshold`` (slower) or below
+  ``1 / (1 + threshold)`` (faster), so swapping the runs swaps the verdicts exactly.
+
+Both gates passed: ``slower``/``faster``. Not significant: ``no change``. ``undecided`` when the
+test cannot answer: too few rounds for any p-value to reach ``alpha`` (with n and m rounds the
+smallest two-sided p is 2 / C(n + m, n): 5 against 5 gives 0.0079), or a significant change
+inside the threshold (real but small, or drift between the runs; rounds within one run cannot
+tell the two apart, see :mod:`inference_scale.ab`). Without raw rounds only the threshold on
+medians is left, and a warning says so (pytest-benchmark's ``--benchmark-compare-fail`` is that
+bare threshold). A bootstrap 95% interval of the median ratio is printed beside each verdict.
+
+Metrics from this project's record are gated by direction: ``bytes`` or ``macs`` up, or
+``accuracy`` down by more than ``accuracy_drop`` (a fraction: 0.005 is half a point).
+
+The runs' reference workloads (:mod:`inference_scale.reference`) show whether the machine itself
+changed speed; ``normalize`` divides that change out of the new run's timings.
 """
 
 from __future__ import annotations
@@ -22,21 +34,39 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["Change", "Comparison", "compare_runs", "compare_samples", "format_comparison"]
+from .reference import reference_speed
+from .runs import BadRunError, Bench, Run
 
-VERDICTS = ("slower", "faster", "no significant change")
+__all__ = [
+    "VERDICTS",
+    "Change",
+    "Comparison",
+    "NothingPairedError",
+    "compare_runs",
+    "compare_samples",
+    "format_comparison",
+    "min_p_value",
+]
+
+VERDICTS = ("slower", "faster", "no change", "undecided")
+
+
+class NothingPairedError(BadRunError):
+    """No benchmark of the base run has a namesake in the new run."""
 
 
 @dataclass(frozen=True)
 class Change:
-    """The timing verdict for one benchmark, and any metric regressions."""
+    """The timing verdict for one benchmark pair, and any metric regressions."""
 
     name: str
     verdict: str
     ratio: float
-    p_value: float | None
+    p_value: float | None  # raw, before the false-discovery adjustment
+    q_value: float | None  # Benjamini-Hochberg adjusted; compared with alpha
     ci_low: float | None
     ci_high: float | None
+    reason: str = ""
     metric_regressions: tuple[str, ...] = ()
 
     @property
@@ -50,10 +80,41 @@ class Comparison:
     added: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
         return any(c.regressed for c in self.changes)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.changes)
+
+    def exit_code(self, *, strict: bool = False, allow_missing: bool = False) -> int:
+        """1 when something regressed, a base benchmark went missing (unless allowed) or, with
+        ``strict``, a verdict is undecided; else 0."""
+        failed = self.regressed or (self.missing and not allow_missing) or (strict and self.count("undecided"))
+        return 1 if failed else 0
+
+
+def _check_gates(alpha: float, threshold: float) -> None:
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+
+
+def min_p_value(n: int, m: int) -> float:
+    """The smallest two-sided p an exact Mann-Whitney U test can give for n and m rounds:
+    complete separation, one of C(n + m, n) orderings, counted at both tails."""
+    return min(1.0, 2.0 / math.comb(n + m, n))
+
+
+def _by_threshold(ratio: float, threshold: float) -> str | None:
+    if ratio > 1 + threshold:
+        return "slower"
+    if ratio < 1 / (1 + threshold):
+        return "faster"
+    return None
 
 
 def compare_samples(
@@ -65,39 +126,62 @@ def compare_samples(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[str, float, float | None, float | None, float | None]:
-    """(verdict, new/base median ratio, p-value, CI low, CI high) for two raw samples."""
-    if not 0 < alpha < 1 or threshold < 0:
-        raise ValueError(f"need 0 < alpha < 1 and threshold >= 0, got {alpha} and {threshold}")
+    """(verdict, new/base median ratio, p-value, CI low, CI high) for two raw samples judged
+    alone (no adjustment for other benchmarks)."""
+    _check_gates(alpha, threshold)
+    ratio, p, lo, hi = _test(base, new, n_resamples=n_resamples, seed=seed)
+    verdict, _ = _verdict(ratio, p, p, len(base), len(new), alpha=alpha, threshold=threshold)
+    return verdict, ratio, p, lo, hi
+
+
+def _test(
+    base: Sequence[float], new: Sequence[float], *, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float | None, float | None, float | None]:
     b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    if len(b) == 0 or len(n) == 0 or (b <= 0).any() or (n <= 0).any():
-        raise ValueError("timing samples must be non-empty and positive")
+    if len(b) == 0 or len(n) == 0 or not np.isfinite(b).all() or not np.isfinite(n).all() or (b < 0).any():
+        raise ValueError("timing samples must be non-empty, finite and non-negative")
+    if (n < 0).any() or np.median(b) <= 0:
+        raise ValueError("timing samples must be non-negative with a positive median")
     ratio = float(np.median(n) / np.median(b))
     if len(b) < 2 or len(n) < 2:
-        return _by_threshold(ratio, threshold), ratio, None, None, None
+        return ratio, None, None, None
     p = float(stats.mannwhitneyu(b, n, alternative="two-sided").pvalue)
-    ci_low = ci_high = None
+    lo = hi = None
     if len(b) >= 3 and len(n) >= 3 and (np.ptp(b) > 0 or np.ptp(n) > 0):
         res = stats.bootstrap(
-            (b, n), lambda x, y: np.median(y) / np.median(x), n_resamples=n_resamples, method="percentile",
-            vectorized=False, random_state=seed,
+            (b, n),
+            lambda x, y, axis: np.median(y, axis=axis) / np.median(x, axis=axis),
+            n_resamples=n_resamples,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
         )  # fmt: skip
-        ci_low, ci_high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    verdict = _by_threshold(ratio, threshold) if p < alpha else "no significant change"
-    return verdict, ratio, p, ci_low, ci_high
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return ratio, p, lo, hi
 
 
-def _by_threshold(ratio: float, threshold: float) -> str:
-    if ratio > 1 + threshold:
-        return "slower"
-    if ratio < 1 / (1 + threshold):
-        return "faster"
-    return "no significant change"
+def _verdict(
+    ratio: float, p: float | None, q: float | None, n: int, m: int, *, alpha: float, threshold: float
+) -> tuple[str, str]:
+    """(verdict, reason) from the two gates; see the module docstring."""
+    beyond = _by_threshold(ratio, threshold)
+    if p is None or q is None or min_p_value(n, m) >= alpha:
+        return "undecided", f"{n} and {m} rounds: the smallest possible p is {min_p_value(n, m):.2g} >= alpha"
+    if q >= alpha:
+        return "no change", ""
+    if beyond is None:
+        return "undecided", f"significant, but within the {threshold:.0%} threshold"
+    return beyond, ""
 
 
-def _metric_regressions(base: dict[str, Any], new: dict[str, Any], accuracy_drop: float) -> tuple[str, ...]:
+def _metric_regressions(
+    base: dict[str, Any] | None, new: dict[str, Any] | None, accuracy_drop: float
+) -> tuple[str, ...]:
+    if base is None or new is None:
+        return ()
     found = []
     for key in ("bytes", "macs"):
-        if isinstance(base.get(key), int) and isinstance(new.get(key), int) and new[key] > base[key]:
+        if new[key] > base[key]:
             found.append(f"{key} {base[key]:,} -> {new[key]:,}")
     acc_b, acc_n = base.get("accuracy"), new.get("accuracy")
     if isinstance(acc_b, (int, float)) and isinstance(acc_n, (int, float)) and acc_b - acc_n > accuracy_drop:
@@ -109,45 +193,93 @@ _MACHINE_KEYS = (("cpu", "brand_raw"), ("inference_scale", "cpu_name"), ("infere
                  ("inference_scale", "threads"), ("inference_scale", "device"))  # fmt: skip
 
 
-def _machine_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
+def _machine_warnings(base: Run, new: Run) -> list[str]:
+    out = [*base.warnings, *new.warnings]
+    if not base.machine_info or not new.machine_info:
+        return out
     for section, key in _MACHINE_KEYS:
-        a = (base.get("machine_info", {}).get(section) or {}).get(key)
-        b = (new.get("machine_info", {}).get(section) or {}).get(key)
+        sb, sn = base.machine_info.get(section), new.machine_info.get(section)
+        a = sb.get(key) if isinstance(sb, dict) else None
+        b = sn.get(key) if isinstance(sn, dict) else None
         if a != b:
             out.append(f"machine_info {section}.{key} differs: {a!r} vs {b!r}; timings may not be comparable")
     return out
 
 
+def _drift(base: Run, new: Run, threshold: float) -> tuple[float | None, list[str]]:
+    """The new/base speed factor of the machine (None where a run has no reference) and the
+    lines that describe it."""
+    rb, rn = reference_speed(base.machine_info), reference_speed(new.machine_info)
+    lines = []
+    for label, ref in (("base", rb), ("new", rn)):
+        if ref is not None and ref.within is not None:
+            lines.append(f"reference within the {label} run (end/start): {ref.within:.3f}")
+    if rb is None or rn is None:
+        if rb is not None or rn is not None:
+            lines.append("only one run has a reference workload: machine drift between them is unknown")
+        return None, lines
+    factor = rn.speed / rb.speed
+    lines.append(f"reference between runs (new/base speed): {factor:.3f}")
+    moved = [abs(math.log(x)) > math.log1p(threshold) for x in (factor, rb.within or 1.0, rn.within or 1.0)]
+    if any(moved):
+        lines.append(
+            f"the machine drifted by more than the {threshold:.0%} threshold: timings moved for reasons outside "
+            "the code (--normalize divides the between-run factor out; `inference-scale ab` interleaves instead)"
+        )
+    return factor, lines
+
+
 def compare_runs(
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: Run,
+    new: Run,
     *,
     alpha: float = 0.01,
     threshold: float = 0.10,
     accuracy_drop: float = 0.005,
+    normalize: bool = False,
 ) -> Comparison:
-    """Pair two runs' benchmarks by full name and judge each pair."""
-    if accuracy_drop < 0:
-        raise ValueError(f"accuracy_drop must be >= 0, got {accuracy_drop}")
-    b_by = {x.get("fullname", x["name"]): x for x in base["benchmarks"]}
-    n_by = {x.get("fullname", x["name"]): x for x in new["benchmarks"]}
+    """Pair two runs' benchmarks and judge each pair (see the module docstring)."""
+    _check_gates(alpha, threshold)
+    if not (isinstance(accuracy_drop, (int, float)) and math.isfinite(accuracy_drop) and accuracy_drop >= 0):
+        raise ValueError(f"accuracy_drop must be a finite number >= 0, got {accuracy_drop!r}")
+    b_by = {x.key: x for x in base.benchmarks}
+    n_by = {x.key: x for x in new.benchmarks}
+    paired = sorted(set(b_by) & set(n_by))
+    if not paired:
+        raise NothingPairedError(
+            f"nothing to compare: none of the {len(b_by)} benchmark(s) of {base.path} is in {new.path} "
+            f"({len(n_by)} benchmark(s)); are these runs of the same suite?"
+        )
     result = Comparison(
-        added=sorted(set(n_by) - set(b_by)), missing=sorted(set(b_by) - set(n_by)),
+        added=sorted(n_by[k].name for k in set(n_by) - set(b_by)),
+        missing=sorted(b_by[k].name for k in set(b_by) - set(n_by)),
         warnings=_machine_warnings(base, new),
     )  # fmt: skip
+    factor, result.drift = _drift(base, new, threshold)
+    # A machine that runs the reference at 0.9x speed makes every timing 1/0.9 longer.
+    scale = factor if normalize and factor is not None else 1.0
+    if normalize and factor is None:
+        result.warnings.append("--normalize: a run has no reference workload, so nothing was divided out")
+    tested: list[tuple[str, Bench, Bench, float, float | None, float | None, float | None]] = []
     no_raw = []
-    for key in sorted(set(b_by) & set(n_by)):
+    for key in paired:
         bb, nb = b_by[key], n_by[key]
-        b_data, n_data = bb["stats"].get("data"), nb["stats"].get("data")
-        if b_data and n_data:
-            verdict, ratio, p, lo, hi = compare_samples(b_data, n_data, alpha=alpha, threshold=threshold)
+        if bb.rounds is not None and nb.rounds is not None:
+            ratio, p, lo, hi = _test(bb.rounds, [r * scale for r in nb.rounds])
         else:
-            no_raw.append(bb["name"])
-            ratio = nb["stats"]["median"] / bb["stats"]["median"]
-            verdict, p, lo, hi = _by_threshold(ratio, threshold), None, None, None
-        metrics = _metric_regressions(bb.get("extra_info", {}), nb.get("extra_info", {}), accuracy_drop)
-        result.changes.append(Change(bb["name"], verdict, ratio, p, lo, hi, metrics))
+            no_raw.append(bb.name)
+            ratio, p, lo, hi = nb.median * scale / bb.median, None, None, None
+        tested.append((key, bb, nb, ratio, p, lo, hi))
+    ps = [t[4] for t in tested if t[4] is not None]
+    qs = iter(stats.false_discovery_control(ps, method="bh") if ps else [])
+    for _key, bb, nb, ratio, p, lo, hi in tested:
+        q = None if p is None else float(next(qs))
+        if bb.rounds is None or nb.rounds is None:
+            verdict, reason = _by_threshold(ratio, threshold) or "no change", "medians only (no raw rounds)"
+        else:
+            verdict, reason = _verdict(ratio, p, q, len(bb.rounds), len(nb.rounds), alpha=alpha, threshold=threshold)
+        metrics = _metric_regressions(bb.record, nb.record, accuracy_drop)
+        result.changes.append(Change(bb.name, verdict, ratio, p, q, lo, hi, reason, metrics))
     if no_raw:
         result.warnings.append(
             f"{len(no_raw)} benchmark(s) have no raw rounds (run with --benchmark-save-data): "
@@ -156,38 +288,35 @@ def compare_runs(
     return result
 
 
-def format_comparison(cmp: Comparison, *, fmt: str = "table") -> str:
-    """A plain-text table (``table``) or Markdown (``md``) of the comparison."""
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def format_comparison(cmp: Comparison, *, fmt: str = "table", show_all: bool = True) -> str:
+    """A plain-text table (``table``) or Markdown (``md``) of the comparison; ``show_all``
+    False leaves out the rows whose verdict is ``no change``."""
     if fmt not in ("table", "md"):
         raise ValueError(f"format must be table or md, got {fmt!r}")
-
-    def num(v: float | None, spec: str) -> str:
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-    head = ("benchmark", "verdict", "new/base", "95% CI", "p", "metrics")
+    head = ("benchmark", "verdict", "new/base", "95% CI", "q (BH)", "metrics", "note")
     rows = [
-        (c.name, c.verdict, num(c.ratio, ".3f"), f"{num(c.ci_low, '.3f')}..{num(c.ci_high, '.3f')}",
-         num(c.p_value, ".2g"), "; ".join(c.metric_regressions) or "-")
+        (c.name, c.verdict, _num(c.ratio, ".3f"), f"{_num(c.ci_low, '.3f')}..{_num(c.ci_high, '.3f')}",
+         _num(c.q_value, ".2g"), "; ".join(c.metric_regressions) or "-", c.reason or "-")
         for c in cmp.changes
+        if show_all or c.verdict != "no change" or c.metric_regressions
     ]  # fmt: skip
     lines = []
     if fmt == "md":
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
     else:
-        widths = (
-            [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
-        )
-        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    for name in cmp.added:
-        lines.append(f"added: {name}")
-    for name in cmp.missing:
-        lines.append(f"missing: {name}")
-    for warning in cmp.warnings:
-        lines.append(f"warning: {warning}")
-    slower = sum(c.verdict == "slower" for c in cmp.changes)
-    faster = sum(c.verdict == "faster" for c in cmp.changes)
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"added: {name}" for name in cmp.added]
+    lines += [f"missing: {name}" for name in cmp.missing]
+    lines += [f"drift: {line}" for line in cmp.drift]
+    lines += [f"warning: {w}" for w in cmp.warnings]
+    counts = ", ".join(f"{cmp.count(v)} {v}" for v in VERDICTS)
     metric = sum(bool(c.metric_regressions) for c in cmp.changes)
-    lines.append(f"{slower} slower, {faster} faster, {metric} metric regressions, {len(cmp.changes)} compared")
+    lines.append(f"{counts}, {metric} metric regressions, {len(cmp.missing)} missing, {len(cmp.changes)} compared")
     return "\n".join(lines)

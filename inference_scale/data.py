@@ -6,6 +6,7 @@ and seeded, so every run sees the same images."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,25 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from .errors import InvalidOptionError
+from .errors import InferenceScaleError, InvalidOptionError
 
-__all__ = ["DATASETS", "Split", "load_dataset", "stratified_split"]
+__all__ = [
+    "DATASETS",
+    "DatasetNotFoundError",
+    "EmptyDatasetError",
+    "Split",
+    "check_split_fits",
+    "load_dataset",
+    "stratified_split",
+]
+
+
+class DatasetNotFoundError(InferenceScaleError, FileNotFoundError):
+    """A dataset read from disk whose folder is missing or holds something else."""
+
+
+class EmptyDatasetError(InferenceScaleError, ValueError):
+    """A dataset, or a split of it, with no rows; or a fraction that leaves a split empty."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,24 @@ def stratified_split(labels: np.ndarray, *, test_fraction: float = 0.3, seed: in
     """Indices of a class-stratified train/test split (scikit-learn's ``train_test_split``)."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_split_fits(labels, test_fraction=test_fraction)
     idx = np.arange(len(labels))
     train_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
     return np.sort(train_idx), np.sort(test_idx)
+
+
+def check_split_fits(labels: np.ndarray, *, test_fraction: float, what: str = "test_fraction") -> None:
+    """Refuse a stratified split that would leave either side without one image per class
+    (scikit-learn's own message for it names neither the option nor the smallest valid value).
+    ``train_test_split`` puts ceil(test_fraction * n) images on the test side."""
+    n, classes = len(labels), len(np.unique(labels))
+    n_test = math.ceil(test_fraction * n)
+    if n_test < classes or n - n_test < classes:
+        low, high = classes / n, 1 - classes / n
+        raise EmptyDatasetError(
+            f"{what} {test_fraction:g} splits {n} images of {classes} classes into {n - n_test} and {n_test}: "
+            f"each side needs one image per class, so keep the fraction between {low:.4f} and {high:.4f}"
+        )
 
 
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +103,11 @@ def _cifar10(root: str | Path, *, train: bool, download: bool, verify: bool) -> 
     batches are pickles, as the dataset is published: read them only from its real source."""
     from torchvision.datasets import CIFAR10
 
+    if not download and not (Path(root) / "cifar-10-batches-py").is_dir():
+        raise DatasetNotFoundError(
+            f"CIFAR-10 is not under {root}: expected the folder {Path(root) / 'cifar-10-batches-py'} "
+            "(the python version of the dataset, unpacked)"
+        )
     cls = CIFAR10
     if not verify:
 
@@ -84,7 +121,7 @@ def _cifar10(root: str | Path, *, train: bool, download: bool, verify: bool) -> 
     try:
         ds = cls(str(root), train=train, download=download)
     except RuntimeError as exc:
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"CIFAR-10 not found or corrupted under {root}/cifar-10-batches-py ({exc}); "
             "place the python version there or pass download=True where a network is reachable"
         ) from exc
@@ -99,10 +136,24 @@ def _hf(root: str | Path, *, image_column: str, label_column: str) -> dict[str, 
         from datasets import Dataset, load_from_disk
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         raise ImportError("Hugging Face datasets need the optional extra: pip install 'inference-scale[hf]'") from exc
-    loaded = load_from_disk(str(root))
+    if not Path(root).is_dir():
+        raise DatasetNotFoundError(f"Hugging Face dataset folder {root} does not exist")
+    try:
+        loaded = load_from_disk(str(root))
+    except FileNotFoundError as exc:  # the folder exists but holds no saved Dataset/DatasetDict
+        raise DatasetNotFoundError(
+            f"{root} is not a Hugging Face dataset saved with save_to_disk (no dataset_info.json "
+            "or dataset_dict.json in it)"
+        ) from exc
+    except IndexError as exc:  # datasets 2.x/3.x/4.x: a dataset saved with no rows has no shards to open
+        raise EmptyDatasetError(f"{root} holds a saved dataset with no rows (no data shards)") from exc
     splits = {"all": loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    if not splits:
+        raise EmptyDatasetError(f"{root} holds a DatasetDict with no splits")
     out = {}
     for split, ds in splits.items():
+        if len(ds) == 0:
+            raise EmptyDatasetError(f"{root} split {split!r} has no rows")
         missing = {image_column, label_column} - set(ds.column_names)
         if missing:
             raise ValueError(f"{root} split {split!r} lacks {sorted(missing)}; its columns: {ds.column_names}")
@@ -161,6 +212,14 @@ def load_dataset(
         tr, te = stratified_split(y, test_fraction=test_fraction, seed=seed)
         x_tr, y_tr, x_te, y_te = x[tr], y[tr], x[te], y[te]
     if train_fraction < 1.0:
+        try:
+            check_split_fits(y_tr, test_fraction=1.0 - train_fraction)
+        except EmptyDatasetError:
+            low = (len(np.unique(y_tr)) + 1) / len(y_tr)  # +1: ceil() on the other side of the split
+            raise EmptyDatasetError(
+                f"train_fraction {train_fraction:g} keeps fewer than one of the {len(y_tr)} training images "
+                f"per class ({len(np.unique(y_tr))} classes): use at least {low:.4f}"
+            ) from None
         keep, _ = stratified_split(y_tr, test_fraction=1.0 - train_fraction, seed=seed)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     x_train, x_test = torch.from_numpy(np.ascontiguousarray(x_tr)), torch.from_numpy(np.ascontiguousarray(x_te))

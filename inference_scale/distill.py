@@ -28,10 +28,12 @@ from tqdm.auto import tqdm
 
 from .atomic import write_atomic
 from .data import Split
+from .errors import InvalidOptionError
 
 __all__ = [
     "DistillConfig",
     "HFTeacher",
+    "check_distillation",
     "course_module_loss",
     "fingerprint",
     "kd_loss",
@@ -205,14 +207,41 @@ class DistillConfig:
     student_epochs: int = 60
     teacher_epochs: int = 15
     cache_dir: str | None = ".cache/inference-scale"
+    root: str | None = None  # the folder of an on-disk dataset (cifar10, hf)
 
     def __post_init__(self) -> None:
+        from .data import DATASETS, ON_DISK
+
+        if self.dataset not in DATASETS and self.dataset not in ON_DISK:
+            raise InvalidOptionError("dataset", self.dataset, [*DATASETS, *ON_DISK])
+        if self.dataset in ON_DISK and self.root is None:
+            raise ValueError(f"dataset {self.dataset!r} is read from a folder: give its root (--root DIR)")
+        if self.dataset not in ON_DISK and self.root is not None:
+            raise ValueError(f"dataset {self.dataset!r} ships inside a package: root is only for {', '.join(ON_DISK)}")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.seeds < 1 or self.student_epochs < 1 or self.teacher_epochs < 1:
             raise ValueError("seeds and epochs must be >= 1")
         if not 0.0 <= self.alpha <= 1.0 or not self.temperature > 0:
             raise ValueError(f"need alpha in [0, 1] and temperature > 0, got {self.alpha} and {self.temperature}")
+
+
+def check_distillation(config: DistillConfig) -> None:
+    """Everything :func:`run_distillation` could fail on, checked in seconds before it trains:
+    the model names, the cache folder, the dataset (its folder, its contents, the train
+    fraction against its size) and that both models accept its images."""
+    from .atomic import check_output_path
+    from .data import load_dataset
+    from .models import get_model, model_info
+    from .sizing import count_macs
+
+    for name in (config.student, config.teacher):
+        model_info(name)  # an unknown name fails here, with close matches
+    if config.cache_dir is not None:
+        check_output_path(Path(config.cache_dir) / "teacher.pt", what="cache folder")
+    split = load_dataset(config.dataset, seed=0, train_fraction=config.train_fraction, root=config.root)
+    for name in (config.student, config.teacher):
+        count_macs(get_model(name, device="meta"), split.input_shape)  # MacCountError names the shape
 
 
 def _summary(model: nn.Module, accuracies: list[float], input_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -249,7 +278,7 @@ def train_teacher(config: DistillConfig, *, progress: bool = True) -> tuple[nn.M
     from .models import get_model
     from .train import train
 
-    full = load_dataset(config.dataset, seed=0)
+    full = load_dataset(config.dataset, seed=0, root=config.root)
     torch.manual_seed(0)
     return train(get_model(config.teacher), full, epochs=config.teacher_epochs, seed=0, progress=progress), full
 
@@ -263,7 +292,7 @@ def train_students(
     from .models import get_model
     from .train import train
 
-    few = load_dataset(config.dataset, seed=0, train_fraction=config.train_fraction)
+    few = load_dataset(config.dataset, seed=0, train_fraction=config.train_fraction, root=config.root)
     cache = None
     if config.cache_dir is not None:
         cache = Path(config.cache_dir) / f"teacher-{config.teacher}-{config.dataset}-{config.train_fraction}.pt"

@@ -1,5 +1,7 @@
 """Exceptions raised on bad input. Each subclasses ValueError, TypeError or FileNotFoundError so
-callers can catch the builtin, and each message names the problem and the valid choices."""
+callers can catch the builtin, and :class:`InferenceScaleError` so the command line can tell a
+user's mistake (one line, exit 2) from a failure of ours (exit 1). Each message names the
+problem and the valid choices."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "InferenceScaleError",
     "InvalidOptionError",
     "MacCountError",
+    "OutputPathError",
     "UnknownModelError",
     "UnknownWeightsError",
     "WeightsNotFoundError",
@@ -28,7 +32,11 @@ def close_matches(name: str, choices: Iterable[str], *, n: int = 5) -> list[str]
     return found
 
 
-class InvalidOptionError(ValueError):
+class InferenceScaleError(Exception):
+    """Base of every error this package raises for bad input; always mixed with a builtin."""
+
+
+class InvalidOptionError(InferenceScaleError, ValueError):
     """An option value outside its valid set; the message lists the valid choices."""
 
     def __init__(self, option: str, value: object, choices: Iterable[object]) -> None:
@@ -38,7 +46,7 @@ class InvalidOptionError(ValueError):
         self.value = value
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(InferenceScaleError, ValueError):
     """A model name that is not in the registry; the message lists the closest names."""
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
@@ -52,7 +60,7 @@ class UnknownModelError(ValueError):
         self.suggestions = near
 
 
-class UnknownWeightsError(ValueError):
+class UnknownWeightsError(InferenceScaleError, ValueError):
     """A weights name that the model does not publish; the message lists the valid ones."""
 
     def __init__(self, model: str, weights: str, choices: Iterable[str]) -> None:
@@ -60,7 +68,7 @@ class UnknownWeightsError(ValueError):
         super().__init__(f"model {model!r} has no weights {weights!r}; valid choices: {listed}")
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(InferenceScaleError, FileNotFoundError):
     """Pretrained weights are not in torchvision's cache and downloading is off."""
 
     def __init__(self, model: str, url: str, path: str) -> None:
@@ -73,5 +81,10 @@ class WeightsNotFoundError(FileNotFoundError):
         self.path = path
 
 
-class MacCountError(RuntimeError):
-    """The MAC counter could not run the model's forward pass."""
+class MacCountError(InferenceScaleError, ValueError):
+    """The MAC counter could not run the model's forward pass on that input shape: almost
+    always an input the model does not accept (a fixed-size classifier, a patch grid)."""
+
+
+class OutputPathError(InferenceScaleError, ValueError):
+    """An output path that cannot be written: a folder, under a regular file, or read-only."""

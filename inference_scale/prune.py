@@ -8,6 +8,7 @@ itself works in place; we apply it to a deep copy). Sparse storage lives in
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ from torch.nn.utils import prune
 
 from .cloning import clone
 from .data import Split
-from .errors import InvalidOptionError
+from .errors import InferenceScaleError, InvalidOptionError
 from .train import train
 
 __all__ = [
     "METHODS",
     "PRUNABLE_TYPES",
+    "InvalidAmountError",
     "LayerSparsity",
     "PruneRule",
     "SparseLinear",
@@ -42,10 +44,26 @@ PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, 
 METHODS = ("l1", "random")
 
 
-def _check_amount(amount: float) -> float:
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0.0 <= float(amount) <= 1.0:
-        raise ValueError(f"amount must be a fraction in [0, 1], got {amount!r}")
-    return float(amount)
+def _check_amount(amount: float, *, name: str = "amount", below_one: bool = False) -> float:
+    """``amount`` as a float fraction. Integers are refused: ``torch.nn.utils.prune`` reads an
+    int as a *count* of weights, so ``1`` would prune one weight where 1.0 prunes them all."""
+    top = "1)" if below_one else "1]"
+    if isinstance(amount, (bool, numbers.Integral)):
+        raise InvalidAmountError(
+            f"{name} must be a fraction in [0, {top} such as 0.5, got the integer {amount!r} "
+            f"(torch would read it as a count of weights; write {float(amount)!r} for a fraction)"
+        )
+    if not isinstance(amount, numbers.Real):
+        raise InvalidAmountError(f"{name} must be a fraction in [0, {top} such as 0.5, got {amount!r}")
+    value = float(amount)
+    if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+        why = " (1.0 would remove every channel)" if below_one and value == 1.0 else ""
+        raise InvalidAmountError(f"{name} must be a fraction in [0, {top}, got {amount!r}{why}")
+    return value
+
+
+class InvalidAmountError(InferenceScaleError, ValueError):
+    """A pruning amount that is not a fraction (an int, a string, out of range)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ class PruneRule:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InvalidOptionError("method", self.method, METHODS)
-        _check_amount(self.amount)
+        object.__setattr__(self, "amount", _check_amount(self.amount))  # store the float torch needs
 
 
 def prunable_layers(
@@ -96,13 +114,15 @@ def prune_global(
 ) -> nn.Module:
     """A copy of ``model`` with ``amount`` of all Conv/Linear weights (or of the named
     ``layers``) pruned together: the smallest magnitudes anywhere go first."""
-    _check_amount(amount)
+    amount = _check_amount(amount)
     if method not in METHODS:
         raise InvalidOptionError("method", method, METHODS)
     pruned = clone(model)
     found = dict(prunable_layers(pruned))
     if layers is not None:
         wanted = list(layers)
+        if not wanted:
+            raise InvalidOptionError("layers", wanted, [*found, "None (every layer)"])
         unknown = [n for n in wanted if n not in found]
         if unknown:
             raise InvalidOptionError("layer", unknown[0], found)
@@ -193,8 +213,7 @@ def prune_channels(
     ``ignored_layers`` says otherwise, so the output shape does not change."""
     import torch_pruning as tp
 
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1): 1 would remove every channel; got {ratio!r}")
+    ratio = _check_amount(ratio, name="ratio", below_one=True)
     pruned = clone(model).eval()
     layers = prunable_layers(pruned)
     if ignored_layers is None:

@@ -11,13 +11,14 @@ from typing import Any
 
 from torch import nn
 
+from .errors import InferenceScaleError
 from .models import ModelInfo
 from .sizing import count_macs, count_params, serialized_bytes
 
 __all__ = ["REQUIRED_FIELDS", "BenchmarkRecord", "InvalidRecordError", "build_record", "validate_extra_info"]
 
 
-class InvalidRecordError(ValueError):
+class InvalidRecordError(InferenceScaleError, ValueError):
     """``extra_info`` lacks a required field or holds one of the wrong type."""
 
 

@@ -5,124 +5,94 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .record import InvalidRecordError, validate_extra_info
+from .atomic import write_bytes_atomic
+from .runs import BadRunError, Bench, Run
+from .sizing import flops_from_macs
 
-__all__ = ["BadRunError", "Row", "find_run", "format_rows", "load_run", "plot_rows", "rows_from_run"]
+__all__ = ["Row", "format_rows", "human", "plot_rows", "rows_from_run"]
 
 FORMATS = ("table", "md", "csv")
 _STATE_ORDER = ("fp32", "channels_last", "bf16", "int8-static", "int8-dynamic", "int8-static-fx")
 
 
-class BadRunError(ValueError):
-    """A run that cannot be read: missing, not JSON, not pytest-benchmark output, or without
-    the extra_info record."""
-
-
-def find_run(spec: str | None, *, storage: Path = Path(".benchmarks")) -> Path:
-    """A JSON file: ``spec`` itself if it is a file, else the saved run whose id starts with
-    it (``0001``), else (``spec`` None) the newest saved run."""
-    if spec is not None and Path(spec).is_file():
-        return Path(spec)
-    saved = sorted(storage.glob("*/*.json"), key=lambda p: p.name)
-    if spec is None:
-        if not saved:
-            raise BadRunError(f"no saved runs under {storage}/ (run the benchmarks with --benchmark-autosave)")
-        return saved[-1]
-    matches = [p for p in saved if p.name.split("_", 1)[0] == spec or p.stem == spec]
-    if not matches:
-        ids = ", ".join(p.name.split("_", 1)[0] for p in saved) or "none"
-        raise BadRunError(f"no run {spec!r}: not a file, and the saved ids under {storage}/ are: {ids}")
-    return matches[-1]
-
-
-def load_run(path: Path) -> dict[str, Any]:
-    """The parsed JSON of a pytest-benchmark run, checked for shape."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadRunError(f"cannot read {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise BadRunError(f"{path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) or "machine_info" not in data:
-        raise BadRunError(f"{path} is not pytest-benchmark output (no 'benchmarks' list and 'machine_info')")
-    for bench in data["benchmarks"]:
-        if not isinstance(bench, dict) or "stats" not in bench or "name" not in bench:
-            raise BadRunError(f"{path} has a benchmark entry without name and stats")
-        try:
-            validate_extra_info(bench.get("extra_info") or {})
-        except InvalidRecordError as exc:
-            raise BadRunError(f"{path}: benchmark {bench['name']} has no usable extra_info record: {exc}") from exc
-    return data
-
-
 @dataclass(frozen=True)
 class Row:
+    """One benchmark as a report line. Fields from this project's record (family, counts,
+    bytes, accuracy, speedup) are None for a benchmark that has none."""
+
     name: str
     model: str
-    family: str
+    family: str | None
     state: str
-    batch: int
-    device: str
+    batch: int | None
+    device: str | None
     median_s: float
-    iqr_s: float
-    params: int
-    macs: int
-    bytes: int
+    iqr_s: float | None
+    params: int | None
+    macs: int | None
+    bytes: int | None
     accuracy: float | None
     speedup: float | None
 
     @property
-    def images_per_s(self) -> float:
-        return self.batch / self.median_s
+    def images_per_s(self) -> float | None:
+        return None if self.batch is None else self.batch / self.median_s
 
     @property
-    def gflops(self) -> float:
-        """Achieved GFLOP/s: 2 x MACs x batch / median."""
-        return 2 * self.macs * self.batch / self.median_s / 1e9
+    def gflops(self) -> float | None:
+        """Achieved GFLOP/s: FLOPs (2 x MACs, :func:`sizing.flops_from_macs`) x batch / median."""
+        if self.macs is None or self.batch is None:
+            return None
+        return flops_from_macs(self.macs) * self.batch / self.median_s / 1e9
 
 
-def rows_from_run(data: dict[str, Any]) -> list[Row]:
+def _plain_row(bench: Bench) -> Row:
+    """A benchmark without our record: its group (or test function) stands for the model and
+    its parametrization for the state."""
+    param = bench.name[len(bench.func) + 1 : -1] if "[" in bench.name else "-"
+    return Row(
+        name=bench.name, model=bench.group or bench.func, family=None, state=param, batch=None, device=None,
+        median_s=bench.median, iqr_s=bench.iqr, params=None, macs=None, bytes=None, accuracy=None, speedup=None,
+    )  # fmt: skip
+
+
+def rows_from_run(run: Run) -> list[Row]:
     """One row per benchmark; speedup is against the fp32 row of the same model, batch and
     device (from the same test function when there is one, else from any)."""
-    raw = []
-    for bench in data["benchmarks"]:
-        info, stats = bench["extra_info"], bench["stats"]
-        raw.append((bench["name"].split("[", 1)[0], info, stats, bench["name"]))
+    if not run.benchmarks:
+        raise BadRunError(f"{run.path} holds no benchmarks")
     baselines: dict[tuple[str, ...], float] = {}
-    for func, info, stats, _ in raw:
-        if info["state"] == "fp32":
+    for bench in run.benchmarks:
+        info = bench.record
+        if info is not None and info["state"] == "fp32":
             key = (info["model"], str(info["batch_size"]), info["device"])
-            baselines[(func, *key)] = stats["median"]
-            baselines.setdefault(key, stats["median"])
+            baselines[(bench.func, *key)] = bench.median
+            baselines.setdefault(key, bench.median)
     rows = []
-    for func, info, stats, name in raw:
+    for bench in run.benchmarks:
+        info = bench.record
+        if info is None:
+            rows.append(_plain_row(bench))
+            continue
         key = (info["model"], str(info["batch_size"]), info["device"])
-        base = baselines.get((func, *key), baselines.get(key))
+        base = baselines.get((bench.func, *key), baselines.get(key))
+        accuracy = info.get("accuracy")
         rows.append(
             Row(
-                name=name,
-                model=info["model"],
-                family=info["family"],
-                state=info["state"],
-                batch=info["batch_size"],
-                device=info["device"],
-                median_s=stats["median"],
-                iqr_s=stats["iqr"],
-                params=info["params"],
-                macs=info["macs"],
-                bytes=info["bytes"],
-                accuracy=info.get("accuracy"),
-                speedup=None if base is None else base / stats["median"],
+                name=bench.name, model=info["model"], family=info["family"], state=info["state"],
+                batch=info["batch_size"], device=info["device"], median_s=bench.median, iqr_s=bench.iqr,
+                params=info["params"], macs=info["macs"], bytes=info["bytes"],
+                accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+                speedup=None if base is None else base / bench.median,
             )
-        )
+        )  # fmt: skip
     order = {s: i for i, s in enumerate(_STATE_ORDER)}
-    return sorted(rows, key=lambda r: (r.model, r.batch, order.get(r.state, len(order)), r.state, r.name))
+    return sorted(rows, key=lambda r: (r.model, r.batch or 0, order.get(r.state, len(order)), r.state, r.name))
 
 
 _COLUMNS = (
@@ -134,20 +104,35 @@ _COLUMNS = (
     "img/s",
     "speedup",
     "params",
-    "GMACs",
+    "MACs",
     "MB",
     "acc",
     "GFLOP/s",
 )
 
 
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _cells(row: Row) -> list[str]:
     return [
-        row.model, row.state, str(row.batch), f"{row.median_s * 1e3:.3f}", f"{row.iqr_s * 1e3:.3f}",
-        f"{row.images_per_s:.1f}", "-" if row.speedup is None else f"{row.speedup:.2f}x", f"{row.params:,}",
-        f"{row.macs / 1e9:.3f}", f"{row.bytes / 1e6:.2f}", "-" if row.accuracy is None else f"{row.accuracy:.2%}",
-        f"{row.gflops:.1f}",
+        row.model, row.state, _num(row.batch, "d"), f"{row.median_s * 1e3:.3f}",
+        _num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), _num(row.images_per_s, ".1f"),
+        "-" if row.speedup is None else f"{row.speedup:.2f}x", _num(row.params, ","), human(row.macs),
+        _num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
+        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.gflops, ".1f"),
     ]  # fmt: skip
+
+
+def human(n: float | None, unit: str = "") -> str:
+    """``n`` to three significant digits with a k/M/G suffix: 286,334 -> 286k, 4.09e9 -> 4.09G."""
+    if n is None:
+        return "-"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}{unit}"
+    return f"{n:.3g}{unit}"
 
 
 def format_rows(rows: list[Row], fmt: str = "table") -> str:
@@ -194,6 +179,10 @@ def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
     """Three PNGs: throughput vs parameters by family (fp32 rows), latency vs bytes per state
     with the Pareto frontier, and speedup bars per model. Returns the files written."""
+    # Only benchmarks with this project's record have sizes to plot; check before any file is written.
+    rows = [r for r in rows if r.params is not None and r.bytes is not None and r.batch is not None]
+    if not rows:
+        raise BadRunError("nothing to plot: no benchmark carries an inference-scale record (params, bytes, batch)")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,10 +192,10 @@ def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for family in sorted({r.family for r in rows}):
-        pts = [r for r in rows if r.family == family and r.state == "fp32"]
+    for family in sorted({r.family or "-" for r in rows}):
+        pts = [r for r in rows if (r.family or "-") == family and r.state == "fp32"]
         if pts:
-            ax.scatter([r.params for r in pts], [r.images_per_s for r in pts], label=family)
+            ax.scatter([r.params or 0 for r in pts], [r.images_per_s or 0 for r in pts], label=family)
             for r in pts:
                 ax.annotate(f"{r.model} b{r.batch}", (r.params, r.images_per_s), fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="images / s (fp32)", title="Throughput vs size")
@@ -214,16 +203,16 @@ def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
     written.append(_save(fig, out_dir / "throughput_vs_params.png"))
 
     # one batch size (the smallest: single-request latency) so points compare like with like
-    small = min(r.batch for r in rows)
+    small = min(r.batch or 0 for r in rows)
     at_batch = [r for r in rows if r.batch == small]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     colours = plt.get_cmap("tab20")
     for i, state in enumerate(sorted({r.state for r in at_batch})):
         pts = [r for r in at_batch if r.state == state]
         marker = "osD^v<>"[i // 20 % 7] if i >= 20 else "o"
-        ax.scatter([r.bytes / 1e6 for r in pts], [r.median_s * 1e3 for r in pts], label=state, s=22,
+        ax.scatter([(r.bytes or 0) / 1e6 for r in pts], [r.median_s * 1e3 for r in pts], label=state, s=22,
                    color=colours(i % 20), marker=marker)  # fmt: skip
-    front = _pareto([(r.bytes / 1e6, r.median_s * 1e3) for r in at_batch])
+    front = _pareto([((r.bytes or 0) / 1e6, r.median_s * 1e3) for r in at_batch])
     ax.plot(*zip(*front, strict=True), "k--", lw=1, label="Pareto frontier")
     ax.set(xscale="log", yscale="log", xlabel="checkpoint MB", ylabel="median latency (ms)",
            title=f"Latency vs size at batch {small}")  # fmt: skip
@@ -244,8 +233,8 @@ def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    write_bytes_atomic(buffer.getvalue(), path)  # a reader never sees half a PNG
     return path

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import numbers
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from .errors import MacCountError
 __all__ = [
     "ParamCount",
     "SizeReport",
+    "check_shape",
     "count_macs",
     "count_params",
     "flops_from_macs",
@@ -116,25 +118,46 @@ def count_macs(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
-    shape = tuple(int(d) for d in input_shape)
-    if not shape or any(d <= 0 for d in shape):
-        raise ValueError(f"input_shape must be positive sizes without the batch, got {tuple(input_shape)}")
+    shape = check_shape(input_shape)
     ref = _first_param(model)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.float32)
-    x = torch.zeros((1, *shape), device=device, dtype=dtype)
     output_params: dict[str, dict[str, Any]] = defaultdict(dict)
     counter = FlopCounterMode(None, False, False, output_params, _attention_hooks(), [])
     was_training = model.training
     model.eval()
     try:
+        # Allocated inside the try: an input too large for memory is a bad shape, not a crash.
+        x = torch.zeros((1, *shape), device=device, dtype=dtype)
         with torch.enable_grad(), counter:
             model(x)
     except Exception as exc:  # the message names the model and the failing op
-        raise MacCountError(f"counting MACs of {type(model).__name__} on input {shape} failed: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MacCountError(
+            f"{type(model).__name__} does not run on input {shape} (one sample, no batch): {first}"
+        ) from exc
     finally:
         model.train(was_training)
     return int(counter.complexity)
+
+
+def check_shape(input_shape: object) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of positive ints (one sample's shape, without the batch), or a
+    ``TypeError``/``ValueError`` that says what was given instead."""
+    if isinstance(input_shape, torch.Tensor):
+        raise TypeError(
+            "input_shape must be a shape such as (3, 224, 224), not a tensor; for a batch x pass tuple(x.shape[1:])"
+        )
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TypeError(f"input_shape must be a sequence of ints such as (3, 224, 224), got {input_shape!r}")
+    dims = []
+    for d in input_shape:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"input_shape must hold ints, got {d!r} in {tuple(input_shape)}")
+        dims.append(int(d))
+    if not dims or any(d <= 0 for d in dims):
+        raise ValueError(f"input_shape must be positive sizes without the batch, got {tuple(dims)}")
+    return tuple(dims)
 
 
 def flops_from_macs(macs: int) -> int:

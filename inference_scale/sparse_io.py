@@ -28,6 +28,7 @@ from torch import nn
 
 from .atomic import write_atomic
 from .cloning import clone
+from .errors import InferenceScaleError
 from .prune import make_permanent
 
 __all__ = ["SparseFileError", "load_pruned", "load_sparse", "save_pruned", "save_sparse"]
@@ -40,7 +41,7 @@ _SIZE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_feat
                "normalized_shape", "num_channels", "num_groups", "embed_dim")  # fmt: skip
 
 
-class SparseFileError(ValueError):
+class SparseFileError(InferenceScaleError, ValueError):
     """A file that is not ours, is damaged, or belongs to another model."""
 
 

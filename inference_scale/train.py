@@ -42,8 +42,10 @@ def train(
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    trained = clone(model)
     n = len(data.y_train)
+    if n == 0:
+        raise ValueError(f"split {data.name!r} has no training images: nothing to train on")
+    trained = clone(model)
     if teacher_logits is not None and teacher_logits.shape[0] != n:
         raise ValueError(f"teacher_logits has {teacher_logits.shape[0]} rows for {n} training images")
     with torch.random.fork_rng(devices=[]):

@@ -16,6 +16,7 @@ is ``max(|min|, |max|) / ((qmax - qmin) / 2)`` with z at the middle of the range
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -33,14 +34,16 @@ MIN_BITS, MAX_BITS = 2, 16
 DEFAULT_EPS = float(torch.finfo(torch.float32).eps)  # torch's observers' minimum scale
 
 
-def _check_bits(bits: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+def _check_bits(bits: int) -> int:
+    """``bits`` as a Python int. Any integer type counts (numpy's too); bools do not."""
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not MIN_BITS <= int(bits) <= MAX_BITS:
         raise ValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
+    return int(bits)
 
 
 def quant_range(bits: int, *, signed: bool) -> tuple[int, int]:
     """(qmin, qmax) of a ``bits``-wide integer: [-2^(b-1), 2^(b-1) - 1] or [0, 2^b - 1]."""
-    _check_bits(bits)
+    bits = _check_bits(bits)
     return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
 
 
@@ -62,7 +65,7 @@ class QParams:
     axis: int | None = None
 
     def __post_init__(self) -> None:
-        _check_bits(self.bits)
+        object.__setattr__(self, "bits", _check_bits(self.bits))
         if not isinstance(self.scale, torch.Tensor) or not isinstance(self.zero_point, torch.Tensor):
             raise TypeError("scale and zero_point must be tensors")
         want_dim = 0 if self.axis is None else 1
@@ -149,7 +152,7 @@ def choose_qparams(
     Per channel when ``axis`` is given (one scale per index along it; with ``min_max`` the
     bounds are then 1-d tensors). A constant input (min == max) still gets a scale >= ``eps``.
     """
-    _check_bits(bits)
+    bits = _check_bits(bits)
     if x is not None and min_max is None:
         lo, hi = _min_max(x, axis)
     elif min_max is not None and x is None:

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..cloning import clone
-from ..errors import InvalidOptionError
+from ..errors import InferenceScaleError, InvalidOptionError
 from ..sizing import serialized_bytes
 
 __all__ = [
@@ -88,7 +88,7 @@ def _check_bools(config: object, *names: str) -> None:
             raise TypeError(f"{type(config).__name__}.{name} must be a bool, got {getattr(config, name)!r}")
 
 
-class QuantizationError(ValueError):
+class QuantizationError(InferenceScaleError, ValueError):
     """A model that a config cannot quantize; names the model, the config and the step."""
 
     def __init__(self, model: nn.Module, config: Config, step: str, cause: BaseException) -> None:

@@ -1,0 +1,283 @@
+"""Interleaved A/B benchmarking of two commits in one invocation (``inference-scale ab``).
+
+Two saved runs taken minutes apart differ by the machine's drift as much as by the code (10-40%
+on a shared 2-core machine), and the rounds inside one run cannot see that drift: a Mann-Whitney
+test over thousands of rounds turns it into "significance". So ``ab`` measures both sides in
+alternation and treats the *block*, not the round, as the sample:
+
+* side A is a git worktree of BASE (any commit-ish), side B the working tree; with ``aa`` both
+  are the working tree (an A/A calibration);
+* K blocks per side, each a fresh ``pytest --benchmark-only`` process, in A-B, B-A, A-B, ...
+  order, so slow drift hits both sides alike (asv's ``continuous --interleave-rounds`` flips the
+  order each round; Google benchmark's random interleaving cut run-to-run variance by about 40%);
+* for each benchmark, block i gives the paired log ratio d_i = log(median_B,i / median_A,i) of
+  two processes run back to back; a one-sample t-test on the d_i (``scipy.stats.ttest_1samp``),
+  adjusted over the benchmarks by Benjamini-Hochberg, is the significance gate, and the geometric
+  mean ratio exp(mean d) against the threshold is the size gate (Chromium's Pinpoint separates
+  within- and between-run noise for the same reason). The t-test can reach any level with 3 or
+  more blocks when the blocks agree; with fewer the verdict is ``undecided``;
+* optionally sequential: while a verdict is undecided, two more blocks (one A-B-B-A cycle) are
+  added, up to ``max_runs``;
+* every block's run is saved as ordinary pytest-benchmark JSON (``A-01.json``, ``B-01.json``, ...).
+
+The A/A calibration reports each benchmark's between-block coefficient of variation (the
+standard deviation of the log block medians, pooled over both sides) and the threshold that it
+supports, 3 x CV: a change smaller than that is within what this machine does by itself.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .compare import VERDICTS, _by_threshold
+from .errors import InferenceScaleError
+from .runs import BadRunError, load_run
+
+__all__ = ["ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
+
+CV_FACTOR = 3.0  # the threshold an A/A CV supports: about 3 standard deviations of block noise
+MIN_BLOCKS_FOR_TEST = 3  # a t-test on fewer paired blocks has under 2 degrees of freedom
+# Reference workloads measure the machine, not the code: an interleaved A/B needs none.
+_ENV = {"INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
+
+
+class ABError(InferenceScaleError, ValueError):
+    """An A/B that cannot run: not a git repository, an unknown BASE, a block that fails."""
+
+
+@dataclass(frozen=True)
+class ABConfig:
+    """One interleaved A/B. ``runs`` is K, the blocks per side; ``max_runs`` caps the sequential
+    extension (``runs`` turns it off); ``block_time`` is pytest-benchmark's max time per
+    benchmark in one block (a plain run uses 1 s; K blocks of 1/K s cost about the same)."""
+
+    base: str | None
+    pytest_args: tuple[str, ...] = ()
+    runs: int = 4
+    max_runs: int | None = None
+    alpha: float = 0.01
+    threshold: float = 0.10
+    block_time: float = 0.25
+    out_dir: Path = Path(".benchmarks/ab")
+    repo: Path = Path(".")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 2:
+            raise ABError(f"runs must be an integer >= 2 (blocks per side), got {self.runs!r}")
+        cap = self.runs if self.max_runs is None else self.max_runs
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < self.runs:
+            raise ABError(f"max_runs must be an integer >= runs ({self.runs}), got {self.max_runs!r}")
+        if not 0 < self.alpha < 1:
+            raise ABError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if not (math.isfinite(self.threshold) and self.threshold >= 0):
+            raise ABError(f"threshold must be a finite number >= 0, got {self.threshold!r}")
+        if not (math.isfinite(self.block_time) and self.block_time > 0):
+            raise ABError(f"block_time must be a positive number of seconds, got {self.block_time!r}")
+
+    @property
+    def cap(self) -> int:
+        return self.runs if self.max_runs is None else self.max_runs
+
+
+@dataclass(frozen=True)
+class ABRow:
+    name: str
+    verdict: str
+    ratio: float  # geometric mean of the per-block B/A ratios
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    q_value: float | None
+    blocks: int
+    cv: float  # between-block coefficient of variation, pooled over both sides
+    reason: str = ""
+
+    @property
+    def supported_threshold(self) -> float:
+        return CV_FACTOR * self.cv
+
+
+@dataclass
+class ABResult:
+    rows: list[ABRow] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    aa: bool = False
+
+    def count(self, verdict: str) -> int:
+        return sum(r.verdict == verdict for r in self.rows)
+
+    def exit_code(self, *, strict: bool = False, allow_missing: bool = False) -> int:
+        failed = self.count("slower") or (self.missing and not allow_missing) or (strict and self.count("undecided"))
+        return 1 if failed else 0
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError as exc:
+        raise ABError("git is not installed: ab needs it to check out BASE") from exc
+    if proc.returncode != 0:
+        raise ABError(f"git {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    return proc.stdout.strip()
+
+
+def _toplevel(repo: Path) -> Path:
+    try:
+        return Path(_git(repo, "rev-parse", "--show-toplevel"))
+    except ABError as exc:
+        raise ABError(f"{repo.resolve()} is not inside a git repository: ab compares commits") from exc
+
+
+def _run_block(side: Path, args: Sequence[str], out: Path, block_time: float) -> dict[str, float]:
+    """One fresh pytest process on ``side``; the medians of the benchmarks it saved, by key."""
+    env = {**os.environ, **_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(side), os.environ.get("PYTHONPATH")]))}
+    cmd = [
+        sys.executable, "-m", "pytest", *args, "--benchmark-only", f"--benchmark-json={out}",
+        f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=side, env=env, capture_output=True, text=True)
+    if proc.returncode == 5:
+        raise ABError(f"pytest selected no benchmark in {side} with arguments {' '.join(args) or '(none)'}")
+    if not out.is_file():
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        raise ABError(f"a block on {side} saved no results (pytest exit {proc.returncode}): {tail}")
+    try:
+        run = load_run(out)
+    except BadRunError as exc:
+        raise ABError(f"a block on {side}: {exc}") from exc
+    return {b.key: b.median for b in run.benchmarks}
+
+
+def _row(name: str, a: list[float], b: list[float], cfg: ABConfig) -> tuple[ABRow, float | None]:
+    d = np.log(np.asarray(b)) - np.log(np.asarray(a))
+    ratio = float(math.exp(d.mean()))
+    logs = [np.log(np.asarray(a)), np.log(np.asarray(b))]
+    cv = math.sqrt(statistics.fmean(float(np.var(x, ddof=1)) for x in logs)) if len(a) > 1 else 0.0
+    if len(d) < MIN_BLOCKS_FOR_TEST:
+        return ABRow(name, "undecided", ratio, None, None, None, None, len(d), cv, "too few blocks"), None
+    if float(np.ptp(d)) == 0.0:
+        p = 0.0 if d[0] != 0 else 1.0  # identical blocks: the t statistic is undefined
+        lo = hi = ratio
+    else:
+        res = stats.ttest_1samp(d, 0.0)
+        p = float(res.pvalue)
+        ci = res.confidence_interval(0.95)
+        lo, hi = math.exp(ci.low), math.exp(ci.high)
+    return ABRow(name, "", ratio, lo, hi, p, None, len(d), cv), p
+
+
+def _judge(blocks_a: list[dict[str, float]], blocks_b: list[dict[str, float]], cfg: ABConfig) -> ABResult:
+    keys_a = set.intersection(*(set(x) for x in blocks_a))
+    keys_b = set.intersection(*(set(x) for x in blocks_b))
+    result = ABResult(missing=sorted(keys_a - keys_b), added=sorted(keys_b - keys_a))
+    rows: list[tuple[ABRow, float | None]] = [
+        _row(k, [x[k] for x in blocks_a], [x[k] for x in blocks_b], cfg) for k in sorted(keys_a & keys_b)
+    ]
+    ps = [p for _, p in rows if p is not None]
+    qs = iter(stats.false_discovery_control(ps, method="bh") if ps else [])
+    for row, p in rows:
+        if p is None:
+            result.rows.append(row)
+            continue
+        q = float(next(qs))
+        beyond = _by_threshold(row.ratio, cfg.threshold)
+        if q >= cfg.alpha:
+            verdict, reason = "no change", ""
+        elif beyond is None:
+            verdict, reason = "undecided", f"significant, but within the {cfg.threshold:.0%} threshold"
+        else:
+            verdict, reason = beyond, ""
+        result.rows.append(
+            ABRow(row.name, verdict, row.ratio, row.ci_low, row.ci_high, p, q, row.blocks, row.cv, reason)
+        )
+    return result
+
+
+def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None = None) -> ABResult:
+    """Run the interleaved A/B (see the module docstring); ``log`` gets one line per block."""
+    say = log or (lambda _line: None)
+    top = _toplevel(cfg.repo)
+    base_sha = None if aa else _git(top, "rev-parse", "--verify", f"{cfg.base}^{{commit}}")
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    out = cfg.out_dir / stamp
+    out.mkdir(parents=True, exist_ok=False)
+    worktree = None
+    start = time.perf_counter()
+    try:
+        if base_sha is None:
+            side_a = top
+        else:
+            worktree = Path(tempfile.mkdtemp(prefix="inference-scale-ab-"))
+            _git(top, "worktree", "add", "--detach", str(worktree / "base"), base_sha)
+            side_a = worktree / "base"
+        sides = {"A": side_a, "B": top}
+        blocks: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+        result = ABResult()
+        block = 0
+        while True:
+            order = ("A", "B") if block % 2 == 0 else ("B", "A")
+            for side in order:
+                path = out / f"{side}-{block + 1:02d}.json"
+                t0 = time.perf_counter()
+                blocks[side].append(_run_block(sides[side], cfg.pytest_args, path, cfg.block_time))
+                result.files.append(path)
+                took = time.perf_counter() - t0
+                say(f"block {block + 1} side {side}: {len(blocks[side][-1])} benchmarks in {took:.1f} s")
+            block += 1
+            if block < cfg.runs:
+                continue
+            judged = _judge(blocks["A"], blocks["B"], cfg)
+            if block + 2 > cfg.cap or not judged.count("undecided"):
+                break
+            say(f"{judged.count('undecided')} undecided after {block} blocks: adding two more (cap {cfg.cap})")
+        judged.files, judged.aa = result.files, aa
+        judged.seconds = time.perf_counter() - start
+        return judged
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", str(worktree / "base")],
+                           capture_output=True)  # fmt: skip
+            shutil.rmtree(worktree, ignore_errors=True)
+
+
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_ab(result: ABResult) -> str:
+    """The verdict table; for an A/A, the CV and the threshold it supports."""
+    head = ["benchmark", "verdict", "B/A", "95% CI", "q (BH)", "blocks", "CV", "3xCV", "note"]
+    rows = [
+        [r.name, r.verdict, f"{r.ratio:.3f}", f"{_num(r.ci_low, '.3f')}..{_num(r.ci_high, '.3f')}",
+         _num(r.q_value, ".2g"), str(r.blocks), f"{r.cv:.2%}", f"{r.supported_threshold:.1%}", r.reason or "-"]
+        for r in result.rows
+    ]  # fmt: skip
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [head, *rows]]
+    lines += [f"missing in B: {k}" for k in result.missing]
+    lines += [f"added in B: {k}" for k in result.added]
+    if result.aa and result.rows:
+        worst = max(result.rows, key=lambda r: r.cv)
+        lines.append(
+            f"A/A: between-block CV up to {worst.cv:.2%} ({worst.name}); a threshold below "
+            f"{worst.supported_threshold:.1%} (3 x CV) would flag this machine's own noise"
+        )
+    counts = ", ".join(f"{result.count(v)} {v}" for v in VERDICTS)
+    lines.append(f"{counts}, {len(result.missing)} missing; {len(result.files)} blocks in {result.seconds:.0f} s")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Saved benchmark runs: find them in pytest-benchmark's storage and read any of its JSON.
+
+pytest-benchmark has written one layout since 2.5 (2015): a ``benchmarks`` list whose entries
+hold ``name``, ``group``, ``stats`` (``median``, ``iqr``, ... and, with
+``--benchmark-save-data``, the raw rounds as ``stats.data``) and, from 3.0, ``fullname``,
+``params`` and ``extra_info``; ``machine_info`` and ``commit_info`` beside it. This module reads
+all of them into :class:`Run`. This project's record in ``extra_info`` is optional: a plain
+run of anyone's benchmarks carries timings alone, and that is enough to compare.
+
+Everything is checked on the way in, so a damaged file is one line naming the benchmark and the
+field (a :class:`BadRunError`), never a traceback later: a benchmark needs a text ``name``, a
+``stats`` object and a positive finite median (taken from the raw rounds where the median is
+absent); raw rounds must be finite and non-negative.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from .errors import InferenceScaleError
+from .record import InvalidRecordError, validate_extra_info
+
+__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run"]
+
+
+class BadRunError(InferenceScaleError, ValueError):
+    """A run that cannot be read: missing, ambiguous, not JSON, not pytest-benchmark output, or
+    holding a benchmark whose timing is unusable."""
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark of a run. Times are seconds. ``key`` pairs it across runs: ``fullname``
+    where the file has one (3.0 and later), else ``group::name``. ``record`` is this project's
+    validated ``extra_info`` record, or None for anyone else's benchmark."""
+
+    name: str
+    key: str
+    group: str | None
+    median: float
+    iqr: float | None
+    rounds: tuple[float, ...] | None
+    record: dict[str, Any] | None
+    extra_info: dict[str, Any]
+
+    @property
+    def func(self) -> str:
+        """The test function's name: the name without its parametrization."""
+        return self.name.split("[", 1)[0]
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    benchmarks: tuple[Bench, ...]
+    machine_info: dict[str, Any]
+    version: str | None
+    warnings: tuple[str, ...] = ()
+
+
+def find_run(spec: str | os.PathLike[str] | None, *, storage: Path = Path(".benchmarks")) -> Path:
+    """A JSON file: ``spec`` itself if it is a file, else the saved run whose id is ``spec``
+    (``0001``, or the file's stem), else (``spec`` None) the newest saved run. An id saved in
+    two machine folders is ambiguous: both paths are listed and neither is picked."""
+    if spec is not None and Path(spec).is_file():
+        return Path(spec)
+    if spec is not None and (Path(spec).suffix == ".json" or os.sep in str(spec)):
+        raise BadRunError(f"no such run file: {spec}")
+    saved = sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p)))
+    if spec is None:
+        if not saved:
+            raise BadRunError(f"no saved runs under {storage}/ (run the benchmarks with --benchmark-autosave)")
+        newest = max(saved, key=lambda p: (p.stat().st_mtime, p.name))
+        return newest
+    spec = str(spec)
+    matches = [p for p in saved if p.name.split("_", 1)[0] == spec or p.stem == spec]
+    if not matches:
+        ids = ", ".join(sorted({p.name.split("_", 1)[0] for p in saved})) or "none"
+        raise BadRunError(f"no run {spec!r}: not a file, and the saved ids under {storage}/ are: {ids}")
+    if len(matches) > 1:
+        listed = ", ".join(str(p) for p in matches)
+        raise BadRunError(f"run id {spec!r} is ambiguous: {len(matches)} saved runs match ({listed}); pass a path")
+    return matches[0]
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read and check the pytest-benchmark JSON at ``path``."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRunError(f"cannot read {source}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRunError(f"{source} is not JSON: {exc}") from exc
+    return parse_run(data, path=source)
+
+
+def _finite(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bench(entry: Any, index: int, where: str) -> Bench:
+    if not isinstance(entry, dict):
+        raise BadRunError(f"{where}: benchmark #{index} is a {type(entry).__name__}, not an object")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRunError(f"{where}: benchmark #{index} has no text name (got {name!r})")
+    stats = entry.get("stats")
+    if not isinstance(stats, dict):
+        raise BadRunError(f"{where}: benchmark {name} has no stats object (got {type(stats).__name__})")
+    rounds = stats.get("data")
+    if rounds is not None:
+        if not isinstance(rounds, list) or not rounds:
+            raise BadRunError(f"{where}: benchmark {name} has raw rounds that are not a non-empty list")
+        bad = [r for r in rounds if not _finite(r) or r < 0]
+        if bad:
+            raise BadRunError(
+                f"{where}: benchmark {name} has {len(bad)} raw round(s) that are not finite non-negative "
+                f"seconds (first: {bad[0]!r})"
+            )
+    median = stats.get("median")
+    if median is None and rounds is not None:
+        median = statistics.median(rounds)
+    if not _finite(median) or median <= 0:
+        raise BadRunError(
+            f"{where}: benchmark {name} has median {median!r}: a timing must be a positive finite number of seconds"
+        )
+    iqr = stats.get("iqr")
+    group = entry.get("group")
+    group = group if isinstance(group, str) else None
+    fullname = entry.get("fullname")
+    extra = entry.get("extra_info")
+    extra = extra if isinstance(extra, dict) else {}
+    try:
+        record: dict[str, Any] | None = validate_extra_info(extra)
+    except InvalidRecordError:
+        record = None
+    return Bench(
+        name=name,
+        key=fullname if isinstance(fullname, str) and fullname else f"{group or ''}::{name}",
+        group=group,
+        median=float(median),
+        iqr=float(iqr) if _finite(iqr) and iqr >= 0 else None,
+        rounds=None if rounds is None else tuple(float(r) for r in rounds),
+        record=record,
+        extra_info=extra,
+    )
+
+
+def parse_run(data: Any, *, path: Path = Path("<run>")) -> Run:
+    """A :class:`Run` from parsed JSON (see the module docstring for what is checked)."""
+    where = str(path)
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise BadRunError(f"{where} is not pytest-benchmark output (no 'benchmarks' list)")
+    warnings = []
+    machine = data.get("machine_info")
+    if not isinstance(machine, dict):
+        warnings.append(f"{where} has no machine_info object: whether runs compare like with like is unchecked")
+        machine = {}
+    benches = tuple(_bench(entry, i, where) for i, entry in enumerate(data["benchmarks"]))
+    seen: dict[str, str] = {}
+    for b in benches:
+        if b.key in seen:
+            raise BadRunError(f"{where}: two benchmarks share the name {b.key!r}; pairing them would be a guess")
+        seen[b.key] = b.name
+    version = data.get("version")
+    return Run(
+        path=path,
+        benchmarks=benches,
+        machine_info=machine,
+        version=version if isinstance(version, str) else None,
+        warnings=tuple(warnings),
+    )

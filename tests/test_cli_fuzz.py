@@ -1,0 +1,264 @@
+"""Hypothesis drives every subcommand with generated bad arguments: wrong types, out-of-range
+numbers, missing and unwritable paths, unknown names. Each must end in a usage error (exit 2:
+one line from us, or argparse's usage + error) and never in a traceback. The arguments are
+bad before any long work starts, so each example takes milliseconds."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inference_scale.cli import build_parser, main
+from inference_scale.models import KINDS, list_models
+
+SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+# Names the registry knows, as models, families or kinds: generated "unknown" names avoid them.
+KNOWN = {m.name for m in list_models()} | {m.family for m in list_models()} | set(KINDS)
+
+EXAMPLES = 50
+
+# --- building blocks ----------------------------------------------------------------------------
+
+words = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
+unknown_names = words.filter(lambda w: w not in KNOWN and not w.startswith("-"))
+not_numbers = st.sampled_from(["abc", "", "1e", "--", "0x", "one", "1,5", "[]", "None"]) | words.filter(
+    lambda w: not _is_number(w) and not w.startswith("-")
+)
+nan_inf = st.sampled_from(["nan", "inf", "-inf", "NaN", "Infinity"])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def negative() -> st.SearchStrategy[str]:
+    return st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False).map(repr)
+
+
+def ints_outside(low: int, high: int | None = None) -> st.SearchStrategy[str]:
+    below = st.integers(max_value=low - 1).map(str)
+    return below if high is None else below | st.integers(min_value=high + 1).map(str)
+
+
+def floats_outside(low: float, high: float) -> st.SearchStrategy[str]:
+    return (
+        st.floats(max_value=low, exclude_max=True, allow_nan=False, allow_infinity=False)
+        | st.floats(min_value=high, exclude_min=True, allow_nan=False, allow_infinity=False)
+    ).map(repr)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A regular file (paths under it cannot be written), a folder, files that are not runs."""
+    root = tmp_path_factory.mktemp("fuzz")
+    regular = root / "regular.txt"
+    regular.write_text("not a folder")
+    (root / "notjson.json").write_text("{ nope")
+    (root / "nobench.json").write_text(json.dumps({"machine_info": {}}))
+    nan_run = {"machine_info": {}, "benchmarks": [{"name": "t", "stats": {"median": 0.1, "data": [0.1, math.nan]}}]}
+    (root / "nan.json").write_text(json.dumps(nan_run, allow_nan=True))
+    empty = {"machine_info": {}, "benchmarks": []}
+    (root / "empty.json").write_text(json.dumps(empty))
+    return {
+        "regular": str(regular),
+        "under_file": str(regular / "sub" / "out.json"),
+        "folder": str(root),
+        "missing": str(root / "missing" / "run.json"),
+        "notjson": str(root / "notjson.json"),
+        "nobench": str(root / "nobench.json"),
+        "nan": str(root / "nan.json"),
+        "empty": str(root / "empty.json"),
+    }
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: usage line + one error line
+            code = int(exc.code) if isinstance(exc.code, int) else 2
+    return code, err.getvalue()
+
+
+def _check(argv: list[str]) -> None:
+    code, err = _run(argv)
+    assert "Traceback" not in err, (argv, err)
+    assert code == 2, (argv, code, err)
+    assert err.strip(), argv
+    if not err.startswith("usage:"):
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+
+
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# --- one strategy per subcommand ------------------------------------------------------------------
+
+
+def test_every_subcommand_is_fuzzed() -> None:
+    fuzzed = {name.removeprefix("test_fuzz_") for name in globals() if name.startswith("test_fuzz_")}
+    assert fuzzed == set(SUBCOMMANDS)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        unknown_names.map(lambda w: ["--family", w]),
+        unknown_names.map(lambda w: ["--kind", w]),
+        st.sampled_from(["--min-params", "--max-params"]).flatmap(
+            lambda flag: st.one_of(not_numbers, nan_inf, negative()).map(lambda v: [flag, v])
+        ),
+        st.tuples(st.floats(1e3, 1e9), st.floats(0, 0.99)).map(
+            lambda t: ["--min-params", repr(t[0]), "--max-params", repr(t[0] * t[1])]
+        ),
+        words.map(lambda w: [f"--{w.strip('-') or 'x'}-bogus"]),
+    )
+)
+def test_fuzz_models(extra: list[str]) -> None:
+    _check(["models", *extra])
+
+
+@FUZZ
+@given(unknown_names)
+def test_fuzz_info(name: str) -> None:
+    _check(["info", name])
+
+
+@FUZZ
+@given(
+    st.one_of(
+        unknown_names.map(lambda w: [w]),
+        st.sampled_from(["resnet18", "lenet", "teacher-cnn"]).flatmap(
+            lambda m: st.one_of(ints_outside(1, 4096), not_numbers, nan_inf).map(lambda r: [m, "--resolution", r])
+        ),
+        # within range, but the model refuses the input: fixed-size heads and patch grids
+        st.integers(1, 27).map(lambda r: ["lenet", "--resolution", str(r)]),
+        st.integers(1, 223).map(lambda r: ["vit_b_16", "--no-bytes", "--resolution", str(r)]),
+    )
+)
+def test_fuzz_size(extra: list[str]) -> None:
+    _check(["size", *extra])
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.sampled_from(["--min-params", "--max-params"]).flatmap(
+            lambda flag: st.one_of(not_numbers, nan_inf, negative()).map(lambda v: [flag, v])
+        ),
+        st.floats(0, 1e3).map(lambda lo: ["--min-params", repr(lo), "--max-params", repr(lo + 10)]),  # nothing fits
+    )
+)
+def test_fuzz_pick(extra: list[str]) -> None:
+    _check(["pick", *extra])
+
+
+def _run_args(paths: dict[str, str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from([paths[k] for k in ("missing", "notjson", "nobench", "nan", "empty", "regular")]),
+        st.integers(0, 9999).map(lambda i: f"{i:04d}"),
+        unknown_names,
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_report(paths: dict[str, str], data: st.DataObject) -> None:
+    storage = ["--storage", paths["folder"]]
+    extra = data.draw(
+        st.one_of(
+            _run_args(paths).map(lambda r: [r]),
+            unknown_names.map(lambda f: [paths["nan"], "--format", f]),
+            st.just([paths["nan"], "--plot", paths["under_file"]]),
+            st.just([paths["empty"], "--plot", paths["folder"] + "/plots"]),
+        )
+    )
+    _check(["report", *extra, *storage])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_compare(paths: dict[str, str], data: st.DataObject) -> None:
+    good = paths["nobench"]  # read fine, but has nothing to pair
+    extra = data.draw(
+        st.one_of(
+            st.tuples(_run_args(paths), _run_args(paths)).map(list),
+            st.one_of(floats_outside(0, 1), st.sampled_from(["0", "1"]), not_numbers, nan_inf).map(
+                lambda a: [good, good, "--alpha", a]
+            ),
+            st.one_of(negative(), not_numbers, nan_inf).map(lambda t: [good, good, "--threshold", t]),
+            st.one_of(floats_outside(0, 100), not_numbers, nan_inf).map(lambda a: [good, good, "--accuracy-drop", a]),
+            st.just([good, good]),
+        )
+    )
+    _check(["compare", *extra, "--storage", paths["folder"]])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_distill(paths: dict[str, str], data: st.DataObject) -> None:
+    extra = data.draw(
+        st.one_of(
+            st.one_of(floats_outside(0, 1), st.just("0"), not_numbers, nan_inf).map(lambda f: ["--train-fraction", f]),
+            st.floats(1e-6, 0.0028).map(lambda f: ["--train-fraction", repr(f)]),  # under one image per class
+            st.sampled_from(["--seeds", "--epochs", "--teacher-epochs"]).flatmap(
+                lambda flag: st.one_of(ints_outside(1), not_numbers, st.just("2.5")).map(lambda v: [flag, v])
+            ),
+            st.one_of(negative(), st.just("0"), not_numbers, nan_inf).map(lambda t: ["--temperature", t]),
+            st.one_of(floats_outside(0, 1), not_numbers, nan_inf).map(lambda a: ["--alpha", a]),
+            st.sampled_from(["--student", "--teacher"]).flatmap(lambda f: unknown_names.map(lambda n: [f, n])),
+            unknown_names.map(lambda d: ["--dataset", d]),
+            st.sampled_from(["cifar10", "hf"]).flatmap(
+                lambda d: st.sampled_from([[], ["--root", paths["missing"]], ["--root", paths["regular"]]]).map(
+                    lambda r: ["--dataset", d, *r]
+                )
+            ),
+            st.just(["--root", paths["folder"]]),  # root given for a packaged dataset
+            st.sampled_from([paths["under_file"], paths["folder"]]).map(lambda p: ["--json", p]),
+            st.just(["--cache-dir", paths["regular"]]),
+        )
+    )
+    _check(["distill", "--quiet", *extra])
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.just([]),  # neither BASE nor --aa
+        st.just(["HEAD", "--aa"]),  # both
+        unknown_names.map(lambda w: [f"no-such-ref-{w}"]),
+        st.one_of(ints_outside(2), not_numbers).map(lambda k: ["--aa", "--runs", k]),
+        st.one_of(ints_outside(2), not_numbers).map(lambda k: ["--aa", "--max-runs", k]),
+        st.one_of(floats_outside(0, 60), st.just("0"), not_numbers, nan_inf).map(lambda t: ["--aa", "--block-time", t]),
+        st.one_of(negative(), not_numbers, nan_inf).map(lambda t: ["--aa", "--threshold", t]),
+        st.just(["--aa", "--runs", "4", "--max-runs", "3"]),
+    )
+)
+def test_fuzz_ab(extra: list[str]) -> None:
+    _check(["ab", *extra, "--", "tests/does_not_exist.py"])
+
+
+def test_ab_refuses_an_unwritable_out(paths: dict[str, str]) -> None:
+    _check(["ab", "--aa", "--out", paths["regular"], "--", "tests/does_not_exist.py"])
+
+
+def test_non_ab_commands_refuse_passthrough() -> None:
+    _check(["info", "lenet", "--", "-k", "x"])
+
+
+def test_fuzzing_left_nothing_behind(paths: dict[str, str]) -> None:
+    """Nothing the fuzzing did wrote into the folder (no plots, no runs, no temp files)."""
+    names = sorted(p.name for p in Path(paths["folder"]).iterdir())
+    assert names == ["empty.json", "nan.json", "nobench.json", "notjson.json", "regular.txt"]
