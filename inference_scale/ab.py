@@ -7,11 +7,14 @@ alternation and treats the *block*, not the round, as the sample:
 
 * side A is a git worktree of BASE (any commit-ish), side B the working tree; with ``aa`` both
   are the working tree (an A/A calibration);
-* K blocks per side, each a fresh ``pytest --benchmark-only`` process, in A-B, B-A, A-B, ...
-  order, so slow drift hits both sides alike (asv's ``continuous --interleave-rounds`` flips the
-  order each round; Google benchmark's random interleaving cut run-to-run variance by about 40%);
+* K blocks; a block is one fresh ``pytest --benchmark-only`` process per side, the two started
+  together and run in lockstep (:mod:`inference_scale.ab_sync`): each test runs on one side, then
+  on the other, A first in odd blocks and B first in even ones (asv's ``continuous
+  --interleave-rounds`` flips the order each round; Google benchmark's random interleaving cut
+  run-to-run variance by about 40%). The two timings of a pair are a second apart, not a whole
+  run apart, so they share the machine's state;
 * for each benchmark, block i gives the paired log ratio d_i = log(median_B,i / median_A,i) of
-  two processes run back to back; a one-sample t-test on the d_i (``scipy.stats.ttest_1samp``),
+  the pair; a one-sample t-test on the d_i (``scipy.stats.ttest_1samp``),
   adjusted over the benchmarks by Benjamini-Hochberg, is the significance gate, and the geometric
   mean ratio exp(mean d) against the threshold is the size gate (Chromium's Pinpoint separates
   within- and between-run noise for the same reason). The t-test can reach any level with 3 or
@@ -21,16 +24,18 @@ alternation and treats the *block*, not the round, as the sample:
 * every block's run is saved as ordinary pytest-benchmark JSON (``A-01.json``, ``B-01.json``, ...).
 
 The A/A calibration reports each benchmark's between-block coefficient of variation (the
-standard deviation of the log block medians, pooled over both sides) and the threshold that it
-supports, 3 x CV: a change smaller than that is within what this machine does by itself.
+standard deviation of the per-block log ratio d, which is what the verdict sees) and the
+threshold it supports, 3 x CV: a change smaller than that is within what this machine does by
+itself between two paired runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,10 +43,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from . import ab_sync
 from .compare import VERDICTS, _by_threshold
 from .errors import InferenceScaleError
 from .runs import BadRunError, load_run
@@ -52,6 +59,7 @@ CV_FACTOR = 3.0  # the threshold an A/A CV supports: about 3 standard deviations
 MIN_BLOCKS_FOR_TEST = 3  # a t-test on fewer paired blocks has under 2 degrees of freedom
 # Reference workloads measure the machine, not the code: an interleaved A/B needs none.
 _ENV = {"INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
+_PLUGIN = "_inference_scale_ab_sync"  # ab_sync.py, copied beside the sides' code under this name
 
 
 class ABError(InferenceScaleError, ValueError):
@@ -102,7 +110,7 @@ class ABRow:
     p_value: float | None
     q_value: float | None
     blocks: int
-    cv: float  # between-block coefficient of variation, pooled over both sides
+    cv: float  # between-block coefficient of variation of the B/A ratio
     reason: str = ""
 
     @property
@@ -133,7 +141,8 @@ def _git(repo: Path, *args: str) -> str:
     except FileNotFoundError as exc:
         raise ABError("git is not installed: ab needs it to check out BASE") from exc
     if proc.returncode != 0:
-        raise ABError(f"git {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise ABError(f"git {' '.join(args)} failed: {last}")
     return proc.stdout.strip()
 
 
@@ -144,31 +153,105 @@ def _toplevel(repo: Path) -> Path:
         raise ABError(f"{repo.resolve()} is not inside a git repository: ab compares commits") from exc
 
 
-def _run_block(side: Path, args: Sequence[str], out: Path, block_time: float) -> dict[str, float]:
-    """One fresh pytest process on ``side``; the medians of the benchmarks it saved, by key."""
-    env = {**os.environ, **_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(side), os.environ.get("PYTHONPATH")]))}
-    cmd = [
-        sys.executable, "-m", "pytest", *args, "--benchmark-only", f"--benchmark-json={out}",
-        f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=side, env=env, capture_output=True, text=True)
-    if proc.returncode == 5:
-        raise ABError(f"pytest selected no benchmark in {side} with arguments {' '.join(args) or '(none)'}")
-    if not out.is_file():
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-        raise ABError(f"a block on {side} saved no results (pytest exit {proc.returncode}): {tail}")
-    try:
-        run = load_run(out)
-    except BadRunError as exc:
-        raise ABError(f"a block on {side}: {exc}") from exc
-    return {b.key: b.median for b in run.benchmarks}
+class _Worker:
+    """One side's pytest process of a block, driven through the :mod:`ab_sync` pipes."""
+
+    def __init__(self, side: Path, args: Sequence[str], out: Path, block_time: float, plugin_dir: Path) -> None:
+        go_r, go_w = os.pipe()
+        done_r, done_w = os.pipe()
+        path = os.pathsep.join(filter(None, [str(side), str(plugin_dir), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, **_ENV, "PYTHONPATH": path, ab_sync.ENV: f"{go_r},{done_w}"}
+        cmd = [
+            sys.executable, "-m", "pytest", *args, "--benchmark-only", f"--benchmark-json={out}",
+            f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider", "-p", _PLUGIN,
+        ]  # fmt: skip
+        self.side, self.out = side, out
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker; close() closes it
+        self.proc = subprocess.Popen(cmd, cwd=side, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     pass_fds=(go_r, done_w))  # fmt: skip
+        os.close(go_r)
+        os.close(done_w)
+        self.go, self.done = os.fdopen(go_w, "w"), os.fdopen(done_r, "r")
+        self.remaining: list[str] = []
+        self.pending: str | None = None
+        self.finished = False
+
+    def read(self) -> dict[str, Any] | None:
+        line = self.done.readline()
+        if not line:
+            self.finished = True
+            return None
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def tail(self) -> str:
+        self.proc.wait()
+        self.log.seek(0)
+        return " | ".join(self.log.read().strip().splitlines()[-3:])
+
+    def run_pending(self) -> None:
+        """Let the pending test run and wait until it is done."""
+        try:
+            self.go.write("go\n")
+            self.go.flush()
+        except BrokenPipeError:
+            self.finished = True
+            return
+        self.read()
+        if self.pending in self.remaining:
+            self.remaining.remove(self.pending)
+        self.pending = None
+
+    def close(self) -> None:
+        for fh in (self.go, self.done):
+            with contextlib.suppress(OSError):
+                fh.close()
+        self.proc.wait()
+        self.log.close()
+
+
+def _run_block(workers: dict[str, _Worker], order: tuple[str, str]) -> dict[str, dict[str, float]]:
+    """Run both sides' tests in lockstep, ``order[0]`` first in each pair; their medians by key."""
+    for w in workers.values():
+        ready = w.read()
+        if ready is None or "ready" not in ready:
+            raise ABError(f"pytest on {w.side} stopped before running a test (exit {w.proc.wait()}): {w.tail()}")
+        if not ready["ready"]:
+            raise ABError(f"pytest selected no benchmark in {w.side}")
+        w.remaining = list(ready["ready"])
+    ordered = [workers[side] for side in order]
+    while True:
+        for w in ordered:
+            if not w.finished and w.pending is None:
+                message = w.read()
+                if message is not None:
+                    w.pending = message.get("next")
+        live = [w for w in ordered if w.pending is not None]
+        if not live:
+            break
+        if len(live) == 2 and live[0].pending == live[1].pending:
+            for w in live:  # the pair: one test, both sides, back to back
+                w.run_pending()
+        else:  # a test only one side has (added or removed): it runs alone
+            alone = next((w for w in live if all(w.pending not in o.remaining for o in live if o is not w)), live[0])
+            alone.run_pending()
+    medians = {}
+    for name, w in workers.items():
+        w.proc.wait()
+        if not w.out.is_file():
+            raise ABError(f"a block on {w.side} saved no results (pytest exit {w.proc.returncode}): {w.tail()}")
+        try:
+            run = load_run(w.out)
+        except BadRunError as exc:
+            raise ABError(f"a block on {w.side}: {exc}") from exc
+        medians[name] = {b.key: b.median for b in run.benchmarks}
+    return medians
 
 
 def _row(name: str, a: list[float], b: list[float], cfg: ABConfig) -> tuple[ABRow, float | None]:
     d = np.log(np.asarray(b)) - np.log(np.asarray(a))
     ratio = float(math.exp(d.mean()))
-    logs = [np.log(np.asarray(a)), np.log(np.asarray(b))]
-    cv = math.sqrt(statistics.fmean(float(np.var(x, ddof=1)) for x in logs)) if len(a) > 1 else 0.0
+    cv = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0  # how far one block's B/A ratio scatters
     if len(d) < MIN_BLOCKS_FOR_TEST:
         return ABRow(name, "undecided", ratio, None, None, None, None, len(d), cv, "too few blocks"), None
     if float(np.ptp(d)) == 0.0:
@@ -215,7 +298,7 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
     top = _toplevel(cfg.repo)
     base_sha = None if aa else _git(top, "rev-parse", "--verify", f"{cfg.base}^{{commit}}")
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    out = cfg.out_dir / stamp
+    out = (cfg.out_dir / stamp).resolve()  # blocks run in their side's folder
     out.mkdir(parents=True, exist_ok=False)
     worktree = None
     start = time.perf_counter()
@@ -227,25 +310,37 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             _git(top, "worktree", "add", "--detach", str(worktree / "base"), base_sha)
             side_a = worktree / "base"
         sides = {"A": side_a, "B": top}
+        plugin_dir = Path(tempfile.mkdtemp(prefix="inference-scale-ab-plugin-"))
+        shutil.copy(ab_sync.__file__, plugin_dir / f"{_PLUGIN}.py")  # importable from BASE's tree too
         blocks: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         result = ABResult()
         block = 0
-        while True:
-            order = ("A", "B") if block % 2 == 0 else ("B", "A")
-            for side in order:
-                path = out / f"{side}-{block + 1:02d}.json"
+        try:
+            while True:
+                order: tuple[str, str] = ("A", "B") if block % 2 == 0 else ("B", "A")
+                paths = {side: out / f"{side}-{block + 1:02d}.json" for side in sides}
                 t0 = time.perf_counter()
-                blocks[side].append(_run_block(sides[side], cfg.pytest_args, path, cfg.block_time))
-                result.files.append(path)
+                workers = {side: _Worker(sides[side], cfg.pytest_args, paths[side], cfg.block_time, plugin_dir)
+                           for side in sides}  # fmt: skip
+                try:
+                    medians = _run_block(workers, order)
+                finally:
+                    for w in workers.values():
+                        w.close()
+                for side in sides:
+                    blocks[side].append(medians[side])
+                    result.files.append(paths[side])
+                block += 1
                 took = time.perf_counter() - t0
-                say(f"block {block + 1} side {side}: {len(blocks[side][-1])} benchmarks in {took:.1f} s")
-            block += 1
-            if block < cfg.runs:
-                continue
-            judged = _judge(blocks["A"], blocks["B"], cfg)
-            if block + 2 > cfg.cap or not judged.count("undecided"):
-                break
-            say(f"{judged.count('undecided')} undecided after {block} blocks: adding two more (cap {cfg.cap})")
+                say(f"block {block} ({'-'.join(order)}): {len(medians['B'])} benchmarks a side, {took:.1f} s")
+                if block < cfg.runs:
+                    continue
+                judged = _judge(blocks["A"], blocks["B"], cfg)
+                if block + 2 > cfg.cap or not judged.count("undecided"):
+                    break
+                say(f"{judged.count('undecided')} undecided after {block} blocks: adding two more (cap {cfg.cap})")
+        finally:
+            shutil.rmtree(plugin_dir, ignore_errors=True)
         judged.files, judged.aa = result.files, aa
         judged.seconds = time.perf_counter() - start
         return judged

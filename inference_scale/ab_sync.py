@@ -1,0 +1,61 @@
+"""The worker side of ``inference-scale ab``: a pytest plugin that runs a block's tests in
+lockstep with the other side's process.
+
+Measured on this project's 2-core machine, the host flips between a fast and a slow state every
+few seconds (LeNet at batch 100: 4.8 ms or 7.3 ms, the same code, minutes apart or within one
+process). Two processes run one after the other are 25 s apart and land in different states
+about as often as not. In lockstep the two sides' processes start together, then run each test
+alternately, A then B (or B then A), so the two timings of a pair are about a second apart and
+share the machine's state.
+
+Protocol, over two pipes whose descriptors ``INFERENCE_SCALE_AB_FDS`` ("go_read,done_write")
+names; one JSON object a line. The worker sends ``{"ready": [nodeids]}`` after collection, then
+for each test ``{"next": nodeid}``, waits for the line ``go``, runs the test (setup, call and
+teardown) and sends ``{"done": nodeid}``. Nothing runs on one side while the other is timed.
+
+This file imports nothing from the package: ``ab`` copies it beside the sides' code, so a BASE
+commit that predates it can still run in lockstep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Generator
+from typing import IO, Any
+
+import pytest
+
+ENV = "INFERENCE_SCALE_AB_FDS"
+
+_pipes: tuple[IO[str], IO[str]] | None = None
+
+
+def _send(message: dict[str, Any]) -> None:
+    if _pipes is not None:
+        _pipes[1].write(json.dumps(message) + "\n")
+        _pipes[1].flush()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _pipes
+    spec = os.environ.get(ENV)
+    if spec and _pipes is None:
+        go_fd, done_fd = (int(x) for x in spec.split(","))
+        _pipes = (os.fdopen(go_fd, "r"), os.fdopen(done_fd, "w"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _send({"ready": [item.nodeid for item in session.items]})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    if _pipes is None:
+        yield
+        return
+    _send({"next": item.nodeid})
+    if _pipes[0].readline().strip() != "go":  # the coordinator is gone: stop quietly
+        pytest.exit("inference-scale ab: the coordinator closed the pipe", returncode=3)
+    yield
+    _send({"done": item.nodeid})

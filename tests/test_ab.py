@@ -1,0 +1,107 @@
+"""``inference-scale ab`` on a real git repository that the test writes: two commits of a
+benchmark file whose busy-waits the test controls, each block a fresh pytest process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inference_scale.ab import ABConfig, ABError
+from inference_scale.cli import main
+
+SPIN = """
+import time
+
+A_MS, B_MS = {a}, {b}
+
+def spin(ms):
+    end = time.perf_counter() + ms / 1e3
+    while time.perf_counter() < end:
+        pass
+
+def test_a(benchmark):
+    benchmark(spin, A_MS)
+{extra}
+"""
+TEST_B = """
+def test_b(benchmark):
+    benchmark(spin, B_MS)
+"""
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+def _commit(repo: Path, a: float, b: float | None, message: str) -> None:
+    extra = TEST_B if b is not None else ""
+    (repo / "test_spin.py").write_text(SPIN.format(a=a, b=b or 0, extra=extra))
+    _git(repo, "add", "test_spin.py")
+    _git(repo, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q")
+    _commit(root, 1.0, 1.0, "base")
+    monkeypatch.chdir(root)
+    return root
+
+
+def _ab(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["ab", *argv, "--block-time", "0.05", "--out", "out", "--", "test_spin.py"])
+    return code, capsys.readouterr().out
+
+
+def _row(out: str, name: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith(name))
+    return [cell.strip() for cell in line.split("  ") if cell.strip()]
+
+
+def test_a_slowed_benchmark_is_caught_and_nothing_else(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _commit(repo, 1.0, 1.3, "b is 30% slower")
+    code, out = _ab("HEAD~1", capsys=capsys)
+    assert code == 1, out
+    assert _row(out, "test_spin.py::test_b")[1] == "slower"
+    assert _row(out, "test_spin.py::test_a")[1] in ("no change", "undecided")
+    assert float(_row(out, "test_spin.py::test_b")[2]) == pytest.approx(1.3, rel=0.1)
+    files = sorted(p.name for p in (repo / "out").glob("*/*.json"))
+    assert files == [f"{side}-0{i}.json" for side in "AB" for i in range(1, 5)]
+    saved = json.loads(next((repo / "out").glob("*/A-01.json")).read_text())
+    assert {b["name"] for b in saved["benchmarks"]} == {"test_a", "test_b"}  # ordinary pytest-benchmark JSON
+    worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, check=True).stdout
+    assert len(worktrees.strip().splitlines()) == 1  # BASE's worktree is gone
+
+
+def test_aa_reports_the_between_block_cv(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _ab("--aa", "--runs", "3", capsys=capsys)
+    assert code == 0, out
+    assert "0 slower" in out and "A/A: between-block CV up to" in out
+    cv = _row(out, "test_spin.py::test_a")[6]
+    assert cv.endswith("%") and float(cv[:-1]) < 10
+
+
+def test_a_crashed_benchmark_fails_the_gate(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _commit(repo, 1.0, None, "test_b removed (as if it crashed: pytest-benchmark saves no failed benchmark)")
+    code, out = _ab("HEAD~1", "--runs", "2", capsys=capsys)
+    assert code == 1 and "missing in B: test_spin.py::test_b" in out
+    code, out = _ab("HEAD~1", "--runs", "2", "--allow-missing", capsys=capsys)
+    assert code == 0
+
+
+def test_bad_configs_are_refused_before_any_block(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ABError, match="runs must be an integer >= 2"):
+        ABConfig(base="HEAD", runs=1)
+    with pytest.raises(ABError, match="max_runs must be"):
+        ABConfig(base="HEAD", runs=4, max_runs=3)
+    code = main(["ab", "no-such-commit", "--out", "out", "--", "test_spin.py"])
+    assert code == 2 and "no-such-commit" in capsys.readouterr().err
+    assert not (repo / "out").exists()
