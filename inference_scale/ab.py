@@ -53,13 +53,14 @@ from .compare import VERDICTS, _by_threshold
 from .errors import InferenceScaleError
 from .runs import BadRunError, load_run
 
-__all__ = ["ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
+__all__ = ["BLOCK_TIME_ENV", "PLUGIN", "ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
 
 CV_FACTOR = 3.0  # the threshold an A/A CV supports: about 3 standard deviations of block noise
 MIN_BLOCKS_FOR_TEST = 3  # a t-test on fewer paired blocks has under 2 degrees of freedom
 # Reference workloads measure the machine, not the code: an interleaved A/B needs none.
 _ENV = {"INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
-_PLUGIN = "_inference_scale_ab_sync"  # ab_sync.py, copied beside the sides' code under this name
+BLOCK_TIME_ENV = "INFERENCE_SCALE_AB_BLOCK_TIME"  # seconds of rounds a side, for round-level harnesses
+PLUGIN = "_inference_scale_ab_sync"  # ab_sync.py, copied beside the sides' code under this name
 
 
 class ABError(InferenceScaleError, ValueError):
@@ -160,10 +161,16 @@ class _Worker:
         go_r, go_w = os.pipe()
         done_r, done_w = os.pipe()
         path = os.pathsep.join(filter(None, [str(side), str(plugin_dir), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, **_ENV, "PYTHONPATH": path, ab_sync.ENV: f"{go_r},{done_w}"}
+        env = {
+            **os.environ,
+            **_ENV,
+            "PYTHONPATH": path,
+            ab_sync.ENV: f"{go_r},{done_w}",
+            BLOCK_TIME_ENV: str(block_time),
+        }
         cmd = [
             sys.executable, "-m", "pytest", *args, "--benchmark-only", f"--benchmark-json={out}",
-            f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider", "-p", _PLUGIN,
+            f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider", "-p", PLUGIN,
         ]  # fmt: skip
         self.side, self.out = side, out
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker; close() closes it
@@ -189,15 +196,21 @@ class _Worker:
         self.log.seek(0)
         return " | ".join(self.log.read().strip().splitlines()[-3:])
 
-    def run_pending(self) -> None:
-        """Let the pending test run and wait until it is done."""
+    def step(self) -> str:
+        """Let the worker go on until its next stop: ``round`` (waiting at a round barrier),
+        ``done`` (the test finished) or ``eof`` (the process is gone)."""
         try:
             self.go.write("go\n")
             self.go.flush()
         except BrokenPipeError:
             self.finished = True
-            return
-        self.read()
+            return "eof"
+        message = self.read()
+        if message is None:
+            return "eof"
+        return "round" if "round" in message else "done"
+
+    def finish_test(self) -> None:
         if self.pending in self.remaining:
             self.remaining.remove(self.pending)
         self.pending = None
@@ -230,11 +243,14 @@ def _run_block(workers: dict[str, _Worker], order: tuple[str, str]) -> dict[str,
         if not live:
             break
         if len(live) == 2 and live[0].pending == live[1].pending:
-            for w in live:  # the pair: one test, both sides, back to back
-                w.run_pending()
+            pair = live  # one test, both sides: each runs up to its first round barrier, or to the end
         else:  # a test only one side has (added or removed): it runs alone
-            alone = next((w for w in live if all(w.pending not in o.remaining for o in live if o is not w)), live[0])
-            alone.run_pending()
+            pair = [next((w for w in live if all(w.pending not in o.remaining for o in live if o is not w)), live[0])]
+        at_barrier = [w for w in pair if w.step() == "round"]
+        while at_barrier:  # rounds alternate, in this block's order, until each side is done
+            at_barrier = [w for w in at_barrier if w.step() == "round"]
+        for w in pair:
+            w.finish_test()
     medians = {}
     for name, w in workers.items():
         w.proc.wait()
@@ -311,7 +327,7 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             side_a = worktree / "base"
         sides = {"A": side_a, "B": top}
         plugin_dir = Path(tempfile.mkdtemp(prefix="inference-scale-ab-plugin-"))
-        shutil.copy(ab_sync.__file__, plugin_dir / f"{_PLUGIN}.py")  # importable from BASE's tree too
+        shutil.copy(ab_sync.__file__, plugin_dir / f"{PLUGIN}.py")  # importable from BASE's tree too
         blocks: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         result = ABResult()
         block = 0

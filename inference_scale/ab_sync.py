@@ -8,10 +8,15 @@ about as often as not. In lockstep the two sides' processes start together, then
 alternately, A then B (or B then A), so the two timings of a pair are about a second apart and
 share the machine's state.
 
+Benchmarks that time through :func:`round_barrier` (this project's harness does, via
+``benchmark.pedantic(setup=round_barrier)``) go further: their rounds alternate A, B, A, B, a
+few milliseconds apart, so both sides see the same mixture of the machine's states.
+
 Protocol, over two pipes whose descriptors ``INFERENCE_SCALE_AB_FDS`` ("go_read,done_write")
 names; one JSON object a line. The worker sends ``{"ready": [nodeids]}`` after collection, then
 for each test ``{"next": nodeid}``, waits for the line ``go``, runs the test (setup, call and
-teardown) and sends ``{"done": nodeid}``. Nothing runs on one side while the other is timed.
+teardown) and sends ``{"done": nodeid}``; inside it, each round barrier sends ``{"round": true}``
+and waits for ``go``. Nothing runs on one side while the other is timed.
 
 This file imports nothing from the package: ``ab`` copies it beside the sides' code, so a BASE
 commit that predates it can still run in lockstep.
@@ -47,6 +52,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     _send({"ready": [item.nodeid for item in session.items]})
+
+
+def active() -> bool:
+    """Whether this process is one side of an ``ab`` block."""
+    return _pipes is not None
+
+
+def round_barrier() -> None:
+    """A ``benchmark.pedantic(setup=...)`` hook: before each round, wait for this side's turn.
+    pytest-benchmark calls ``setup`` outside the timed region, so the two sides' rounds
+    alternate A, B, A, B a few milliseconds apart without the wait being timed."""
+    if _pipes is None:
+        return
+    _send({"round": True})
+    if _pipes[0].readline().strip() != "go":
+        pytest.exit("inference-scale ab: the coordinator closed the pipe", returncode=3)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -106,15 +106,18 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import format_rows, plot_rows, rows_from_run
-    from .runs import find_run, load_run
+    from .runs import BadRunError, find_run, load_run
 
     if args.plot:
         check_output_path(Path(args.plot) / "plot.png", what="--plot")
     specs = args.runs or [None]
-    runs = [load_run(find_run(spec, storage=Path(args.storage))) for spec in specs]  # all checked first
-    for run in runs:
-        path = run.path
-        rows = rows_from_run(run)
+    # Every run is read and checked before anything is printed or written.
+    loaded = [
+        (run.path, rows_from_run(run)) for run in (load_run(find_run(s, storage=Path(args.storage))) for s in specs)
+    ]
+    if args.plot and not any(r.params is not None for _, rows in loaded for r in rows):
+        raise BadRunError("--plot: no benchmark carries an inference-scale record (params, bytes), so there is no plot")
+    for path, rows in loaded:
         if args.format == "table":
             print(f"run: {path}")
         print(format_rows(rows, args.format))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_scale.ab import ABConfig, ABError
+from inference_scale.ab import ABConfig, ABError, format_ab, run_ab
 from inference_scale.cli import main
 
 SPIN = """
@@ -89,12 +89,14 @@ def test_aa_reports_the_between_block_cv(repo: Path, capsys: pytest.CaptureFixtu
     assert cv.endswith("%") and float(cv[:-1]) < 10
 
 
-def test_a_crashed_benchmark_fails_the_gate(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_crashed_benchmark_fails_the_gate(repo: Path) -> None:
     _commit(repo, 1.0, None, "test_b removed (as if it crashed: pytest-benchmark saves no failed benchmark)")
-    code, out = _ab("HEAD~1", "--runs", "2", capsys=capsys)
-    assert code == 1 and "missing in B: test_spin.py::test_b" in out
-    code, out = _ab("HEAD~1", "--runs", "2", "--allow-missing", capsys=capsys)
-    assert code == 0
+    result = run_ab(
+        ABConfig(base="HEAD~1", pytest_args=("test_spin.py",), runs=2, block_time=0.05, out_dir=repo / "out")
+    )
+    assert result.missing == ["test_spin.py::test_b"] and "missing in B: test_spin.py::test_b" in format_ab(result)
+    assert [r.name for r in result.rows] == ["test_spin.py::test_a"]
+    assert result.exit_code() == 1 and result.exit_code(allow_missing=True) == 0
 
 
 def test_bad_configs_are_refused_before_any_block(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

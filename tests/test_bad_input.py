@@ -235,7 +235,7 @@ import sys, torch
 from torch import nn
 from inference_scale.sparse_io import save_sparse
 torch.manual_seed(1)  # the same weights as the test's file: any whole file must equal them exactly
-model = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(16)])  # 64 MB of fp32 weights
+model = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(10)])  # 40 MB of fp32 weights
 print("ready", flush=True)
 while True:
     save_sparse(model, sys.argv[1])
@@ -245,7 +245,7 @@ while True:
 def test_sigkill_during_save_sparse_keeps_the_old_file_and_leaves_no_junk(tmp_path: Path) -> None:
     target = tmp_path / "model.sparse"
     torch.manual_seed(1)
-    old = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(16)])
+    old = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(10)])
     save_sparse(old, target)
     script = tmp_path / "writer.py"
     script.write_text(WRITER)

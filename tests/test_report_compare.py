@@ -241,10 +241,10 @@ def test_nan_infinite_or_negative_rounds_exit_2(bad: float, tmp_path: Path, caps
 
 
 def test_false_discovery_control_over_many_identical_benchmarks() -> None:
-    """100 benchmarks with no change at all, 20 seeded runs, threshold 0 so significance alone
+    """100 benchmarks with no change at all, 10 seeded runs, threshold 0 so significance alone
     decides: raw p < 0.01 flags about one row a run; Benjamini-Hochberg keeps whole runs clean."""
     raw_flags = bh_runs_flagged = 0
-    for seed in range(20):
+    for seed in range(10):
         gen = np.random.default_rng(seed)
 
         def run(gen: np.random.Generator = gen) -> dict[str, Any]:
@@ -256,8 +256,8 @@ def test_false_discovery_control_over_many_identical_benchmarks() -> None:
         result = compare_runs(base, new, threshold=0.0)
         raw_flags += sum(c.p_value is not None and c.p_value < 0.01 for c in result.changes)
         bh_runs_flagged += any(c.verdict in ("slower", "faster") for c in result.changes)
-    assert raw_flags >= 5  # the problem is real: about 1 per run of 100
-    assert bh_runs_flagged <= 2  # BH under the full null: P(any false discovery) <= alpha
+    assert raw_flags >= 3  # the problem is real: about 1 per run of 100
+    assert bh_runs_flagged <= 1  # BH under the full null: P(any false discovery) <= alpha
 
 
 def _with_reference(data: dict[str, Any], speed: float) -> dict[str, Any]:
