@@ -82,6 +82,7 @@ class ABConfig:
     block_time: float = 0.25
     out_dir: Path = Path(".benchmarks/ab")
     repo: Path = Path(".")
+    cpus: tuple[int, ...] | None = field(default_factory=lambda: _default_cpus())
 
     def __post_init__(self) -> None:
         if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 2:
@@ -95,6 +96,11 @@ class ABConfig:
             raise ABError(f"threshold must be a finite number >= 0, got {self.threshold!r}")
         if not (math.isfinite(self.block_time) and self.block_time > 0):
             raise ABError(f"block_time must be a positive number of seconds, got {self.block_time!r}")
+
+        if self.cpus is not None:
+            allowed = os.sched_getaffinity(0)
+            if not self.cpus or not set(self.cpus) <= allowed:
+                raise ABError(f"cpus {list(self.cpus)} are not all available; this process may use {sorted(allowed)}")
 
     @property
     def cap(self) -> int:
@@ -152,6 +158,13 @@ def _toplevel(repo: Path) -> Path:
         return Path(_git(repo, "rev-parse", "--show-toplevel"))
     except ABError as exc:
         raise ABError(f"{repo.resolve()} is not inside a git repository: ab compares commits") from exc
+
+
+def _default_cpus() -> tuple[int, ...]:
+    """One CPU for both sides: they never run at once, and on a shared host two CPUs can run at
+    different speeds at the same moment (measured here: the two sides' alternating rounds still
+    differed by 30% in a block until both were pinned to the same CPU)."""
+    return (max(os.sched_getaffinity(0)),)
 
 
 class _Worker:
@@ -223,8 +236,12 @@ class _Worker:
         self.log.close()
 
 
-def _run_block(workers: dict[str, _Worker], order: tuple[str, str]) -> dict[str, dict[str, float]]:
-    """Run both sides' tests in lockstep, ``order[0]`` first in each pair; their medians by key."""
+def _run_block(
+    workers: dict[str, _Worker], order: tuple[str, str], cpus: tuple[int, ...] | None
+) -> dict[str, dict[str, float]]:
+    """Run both sides' tests in lockstep, ``order[0]`` first in each pair; their medians by key.
+    Both start on every CPU (imports and collection in parallel); once ready, each is pinned
+    to ``cpus`` (threads it starts later inherit the mask)."""
     for w in workers.values():
         ready = w.read()
         if ready is None or "ready" not in ready:
@@ -232,6 +249,8 @@ def _run_block(workers: dict[str, _Worker], order: tuple[str, str]) -> dict[str,
         if not ready["ready"]:
             raise ABError(f"pytest selected no benchmark in {w.side}")
         w.remaining = list(ready["ready"])
+        if cpus is not None:
+            os.sched_setaffinity(w.proc.pid, cpus)
     ordered = [workers[side] for side in order]
     while True:
         for w in ordered:
@@ -339,7 +358,7 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
                 workers = {side: _Worker(sides[side], cfg.pytest_args, paths[side], cfg.block_time, plugin_dir)
                            for side in sides}  # fmt: skip
                 try:
-                    medians = _run_block(workers, order)
+                    medians = _run_block(workers, order, cfg.cpus)
                 finally:
                     for w in workers.values():
                         w.close()
