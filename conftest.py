@@ -18,6 +18,8 @@ from inference_scale.reference import KEY as REFERENCE_KEY
 from inference_scale.reference import measure_reference
 from inference_scale.runtime import DEVICES, cpu_name
 
+pytest_plugins = ("pytester",)  # tests/ run plain pytest-benchmark suites through it
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("inference-scale", "inference-scale benchmark options")

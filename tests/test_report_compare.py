@@ -142,6 +142,34 @@ def test_plain_pytest_benchmark_runs_are_read(
     assert len(lines) == 3 and lines[1].startswith("test_a,-,-,")
 
 
+PLAIN = """
+import time
+
+def test_sleepy(benchmark):
+    benchmark(time.sleep, 0.0005)
+
+def test_busy(benchmark):
+    benchmark(sum, range(2000))
+"""
+
+
+@pytest.mark.parametrize("save_data", [True, False])
+def test_pytester_runs_of_plain_benchmarks(
+    save_data: bool, pytester: pytest.Pytester, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone else's benchmarks, run by pytest-benchmark through pytester: no record, with and
+    without raw rounds. Compared with itself: exit 0; every timing x1.25: exit 1."""
+    pytester.makepyfile(test_plain=PLAIN)
+    out = tmp_path / "plain.json"
+    args = [f"--benchmark-json={out}", "--benchmark-max-time=0.05", "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, *(["--benchmark-save-data"] if save_data else []))
+    result.assert_outcomes(passed=2)
+    code, text, _ = _compare(str(out), str(out), capsys=capsys)
+    assert code == 0, text
+    code, text, _ = _compare(str(out), _write(tmp_path, "slow.json", _scaled(_load(out), 1.25)), capsys=capsys)
+    assert code == 1 and "2 slower" in text, text
+
+
 MACHINE = {"node": "n", "machine": "x86_64", "processor": "x86_64", "system": "Linux", "python_version": "2.7.3"}
 OPTIONS = {"disable_gc": False, "warmup": False, "timer": "time", "min_rounds": 5, "max_time": 1.0, "min_time": 2.5e-5}
 
