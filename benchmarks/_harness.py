@@ -138,6 +138,7 @@ def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str) ->
         run()
         per_call = time.perf_counter() - start
         rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
+        rounds = sync.agree_rounds(rounds)  # the same count on both sides: every round is paired
         return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
     return benchmark(run)
 

@@ -193,6 +193,7 @@ class _Worker:
         os.close(done_w)
         self.go, self.done = os.fdopen(go_w, "w"), os.fdopen(done_r, "r")
         self.remaining: list[str] = []
+        self.proposed = 0
         self.pending: str | None = None
         self.finished = False
 
@@ -209,11 +210,12 @@ class _Worker:
         self.log.seek(0)
         return " | ".join(self.log.read().strip().splitlines()[-3:])
 
-    def step(self) -> str:
-        """Let the worker go on until its next stop: ``round`` (waiting at a round barrier),
-        ``done`` (the test finished) or ``eof`` (the process is gone)."""
+    def step(self, reply: str = "go") -> str:
+        """Let the worker go on until its next stop: ``rounds`` (proposing a round count, kept
+        in ``self.proposed``), ``round`` (waiting at a round barrier), ``done`` (the test
+        finished) or ``eof`` (the process is gone)."""
         try:
-            self.go.write("go\n")
+            self.go.write(reply + "\n")
             self.go.flush()
         except BrokenPipeError:
             self.finished = True
@@ -221,6 +223,9 @@ class _Worker:
         message = self.read()
         if message is None:
             return "eof"
+        if "rounds" in message:
+            self.proposed = int(message["rounds"])
+            return "rounds"
         return "round" if "round" in message else "done"
 
     def finish_test(self) -> None:
@@ -265,7 +270,12 @@ def _run_block(
             pair = live  # one test, both sides: each runs up to its first round barrier, or to the end
         else:  # a test only one side has (added or removed): it runs alone
             pair = [next((w for w in live if all(w.pending not in o.remaining for o in live if o is not w)), live[0])]
-        at_barrier = [w for w in pair if w.step() == "round"]
+        stops = {id(w): w.step() for w in pair}  # each side to its first stop, one after the other
+        proposing = [w for w in pair if stops[id(w)] == "rounds"]
+        agreed = min((w.proposed for w in proposing), default=0)
+        for w in proposing:  # both run the same number of rounds: every round has a partner
+            stops[id(w)] = w.step(f"go {agreed}")
+        at_barrier = [w for w in pair if stops[id(w)] == "round"]
         while at_barrier:  # rounds alternate, in this block's order, until each side is done
             at_barrier = [w for w in at_barrier if w.step() == "round"]
         for w in pair:
@@ -409,5 +419,6 @@ def format_ab(result: ABResult) -> str:
             f"{worst.supported_threshold:.1%} (3 x CV) would flag this machine's own noise"
         )
     counts = ", ".join(f"{result.count(v)} {v}" for v in VERDICTS)
-    lines.append(f"{counts}, {len(result.missing)} missing; {len(result.files)} blocks in {result.seconds:.0f} s")
+    blocks = len(result.files) // 2
+    lines.append(f"{counts}, {len(result.missing)} missing; {blocks} blocks in {result.seconds:.0f} s")
     return "\n".join(lines)

@@ -15,8 +15,9 @@ few milliseconds apart, so both sides see the same mixture of the machine's stat
 Protocol, over two pipes whose descriptors ``INFERENCE_SCALE_AB_FDS`` ("go_read,done_write")
 names; one JSON object a line. The worker sends ``{"ready": [nodeids]}`` after collection, then
 for each test ``{"next": nodeid}``, waits for the line ``go``, runs the test (setup, call and
-teardown) and sends ``{"done": nodeid}``; inside it, each round barrier sends ``{"round": true}``
-and waits for ``go``. Nothing runs on one side while the other is timed.
+teardown) and sends ``{"done": nodeid}``; inside it, ``agree_rounds`` sends ``{"rounds": n}`` and
+waits for ``go N`` (N the smaller of the two sides' proposals), and each round barrier sends
+``{"round": true}`` and waits for ``go``. Nothing runs on one side while the other is timed.
 
 This file imports nothing from the package: ``ab`` copies it beside the sides' code, so a BASE
 commit that predates it can still run in lockstep.
@@ -57,6 +58,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def active() -> bool:
     """Whether this process is one side of an ``ab`` block."""
     return _pipes is not None
+
+
+def agree_rounds(rounds: int) -> int:
+    """Before a pedantic benchmark: propose ``rounds`` and return the number both sides run
+    (the smaller proposal), so every round of one side has its partner on the other."""
+    if _pipes is None:
+        return rounds
+    _send({"rounds": int(rounds)})
+    reply = _pipes[0].readline().split()
+    if not reply or reply[0] != "go":
+        pytest.exit("inference-scale ab: the coordinator closed the pipe", returncode=3)
+    return int(reply[1]) if len(reply) > 1 else rounds
 
 
 def round_barrier() -> None:

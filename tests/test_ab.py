@@ -68,7 +68,7 @@ def _row(out: str, name: str) -> list[str]:
 
 def test_a_slowed_benchmark_is_caught_and_nothing_else(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _commit(repo, 1.0, 1.3, "b is 30% slower")
-    code, out = _ab("HEAD~1", capsys=capsys)
+    code, out = _ab("HEAD~1", "--runs", "4", capsys=capsys)
     assert code == 1, out
     assert _row(out, "test_spin.py::test_b")[1] == "slower"
     assert _row(out, "test_spin.py::test_a")[1] in ("no change", "undecided")
@@ -112,7 +112,8 @@ def test_rounds(benchmark):
         with open(os.environ["ROUND_LOG"], "a") as fh:
             fh.write(f"{{time.monotonic_ns()}} {{SIDE}}\\n")
 
-    benchmark.pedantic(time.sleep, args=(0.001,), setup=setup, rounds=12, iterations=1)
+    rounds = sync.agree_rounds({rounds})  # each side proposes its own; both run the smaller
+    benchmark.pedantic(time.sleep, args=(0.001,), setup=setup, rounds=rounds, iterations=1)
 """
 
 
@@ -120,7 +121,7 @@ def test_round_barriers_alternate_the_sides_rounds(repo: Path, tmp_path: Path, m
     """A benchmark timed through the round barrier runs its rounds A, B, A, B (or B, A, ...),
     as the wall clock of each round's start shows, and both sides run on the one pinned CPU."""
     for side in ("A", "B"):
-        (repo / "test_rounds.py").write_text(ROUND_LOGGER.format(side=side))
+        (repo / "test_rounds.py").write_text(ROUND_LOGGER.format(side=side, rounds=12 if side == "A" else 15))
         _git(repo, "add", "test_rounds.py")
         _git(repo, "commit", "-q", "-m", f"side {side}")
     log = tmp_path / "rounds.log"
