@@ -325,7 +325,9 @@ def _judge(blocks_a: list[dict[str, float]], blocks_b: list[dict[str, float]], c
             continue
         q = float(next(qs))
         beyond = _by_threshold(row.ratio, cfg.threshold)
-        if q >= cfg.alpha:
+        if q >= cfg.alpha and beyond is not None:  # large but unconfirmed: more blocks would tell
+            verdict, reason = "undecided", f"{beyond} by {row.ratio:.3f}, not significant: try --max-runs"
+        elif q >= cfg.alpha:
             verdict, reason = "no change", ""
         elif beyond is None:
             verdict, reason = "undecided", f"significant, but within the {cfg.threshold:.0%} threshold"

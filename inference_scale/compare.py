@@ -170,6 +170,8 @@ def _verdict(
     if p is None or q is None or min_p_value(n, m) >= alpha:
         return "undecided", f"{n} and {m} rounds: the smallest possible p is {min_p_value(n, m):.2g} >= alpha"
     if q >= alpha:
+        if beyond is not None:  # a large ratio the samples cannot confirm: say so, not "no change"
+            return "undecided", f"{beyond} by {ratio:.3f}, but not significant (q {q:.2g})"
         return "no change", ""
     if beyond is None:
         return "undecided", f"significant, but within the {threshold:.0%} threshold"
