@@ -98,6 +98,8 @@ class ABConfig:
             raise ABError(f"block_time must be a positive number of seconds, got {self.block_time!r}")
 
         if self.cpus is not None:
+            if not hasattr(os, "sched_getaffinity"):
+                raise ABError("pinning to cpus needs Linux's sched_setaffinity; pass --cpus all here")
             allowed = os.sched_getaffinity(0)
             if not self.cpus or not set(self.cpus) <= allowed:
                 raise ABError(f"cpus {list(self.cpus)} are not all available; this process may use {sorted(allowed)}")
@@ -160,10 +162,12 @@ def _toplevel(repo: Path) -> Path:
         raise ABError(f"{repo.resolve()} is not inside a git repository: ab compares commits") from exc
 
 
-def _default_cpus() -> tuple[int, ...]:
+def _default_cpus() -> tuple[int, ...] | None:
     """One CPU for both sides: they never run at once, and on a shared host two CPUs can run at
     different speeds at the same moment (measured here: the two sides' alternating rounds still
     differed by 30% in a block until both were pinned to the same CPU)."""
+    if not hasattr(os, "sched_getaffinity"):  # macOS and Windows: no affinity API, nothing pinned
+        return None
     return (max(os.sched_getaffinity(0)),)
 
 

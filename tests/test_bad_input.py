@@ -220,14 +220,6 @@ def test_unexpected_errors_are_one_line_with_a_hint(
         main(["info", "lenet", "--debug"])
 
 
-def test_module_entry_point_prints_no_traceback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "inference_scale.cli", "size", "lenet", "--resolution", "32"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and _one_line(proc.stderr)
-
-
 # --- a writer killed mid-write -------------------------------------------------------------------------
 
 WRITER = """
