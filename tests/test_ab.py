@@ -68,13 +68,13 @@ def _row(out: str, name: str) -> list[str]:
 
 def test_a_slowed_benchmark_is_caught_and_nothing_else(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _commit(repo, 1.0, 1.3, "b is 30% slower")
-    code, out = _ab("HEAD~1", "--runs", "4", capsys=capsys)
+    code, out = _ab("HEAD~1", "--runs", "3", capsys=capsys)
     assert code == 1, out
     assert _row(out, "test_spin.py::test_b")[1] == "slower"
     assert _row(out, "test_spin.py::test_a")[1] in ("no change", "undecided")
     assert float(_row(out, "test_spin.py::test_b")[2]) == pytest.approx(1.3, rel=0.1)
     files = sorted(p.name for p in (repo / "out").glob("*/*.json"))
-    assert files == [f"{side}-0{i}.json" for side in "AB" for i in range(1, 5)]
+    assert files == [f"{side}-0{i}.json" for side in "AB" for i in range(1, 4)]
     saved = json.loads(next((repo / "out").glob("*/A-01.json")).read_text())
     assert {b["name"] for b in saved["benchmarks"]} == {"test_a", "test_b"}  # ordinary pytest-benchmark JSON
     worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, check=True).stdout
@@ -82,7 +82,7 @@ def test_a_slowed_benchmark_is_caught_and_nothing_else(repo: Path, capsys: pytes
 
 
 def test_aa_reports_the_between_block_cv(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _ab("--aa", "--runs", "3", capsys=capsys)
+    code, out = _ab("--aa", "--runs", "2", capsys=capsys)
     assert code == 0, out
     assert "0 slower" in out and "A/A: between-block CV up to" in out
     cv = _row(out, "test_spin.py::test_a")[6]

@@ -66,8 +66,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "again": _run(folder, "again", 2.0, 2.0),  # the same code run twice: A/A
         "slower": _run(folder, "slower", 2.0, 2.5),  # b is 25% slower
         "faster": _run(folder, "faster", 2.0, 1.5),
-        "plain": _run(folder, "plain", 1.0, 1.0, record=False),  # anyone's benchmarks: no record
-        "plain-no-data": _run(folder, "plain-no-data", 1.0, 1.0, record=False, save_data=False),
     }
 
 
@@ -125,23 +123,6 @@ def test_a_faster_run_is_flagged_faster(runs: dict[str, Path], capsys: pytest.Ca
     assert code == 0 and "0 slower, 1 faster" in out
 
 
-@pytest.mark.parametrize("kind", ["plain", "plain-no-data"])
-def test_plain_pytest_benchmark_runs_are_read(
-    kind: str, runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Runs of anyone's tests, with and without raw rounds: itself is no regression, the same
-    run with every timing 1.25x is one; report shows them without a record."""
-    path = runs[kind]
-    code, out, _ = _compare(str(path), str(path), capsys=capsys)
-    assert code == 0, out
-    slow = _write(tmp_path, "slow.json", _scaled(_load(path), 1.25))
-    code, out, _ = _compare(str(path), slow, capsys=capsys)
-    assert code == 1 and "2 slower" in out, out
-    assert main(["report", str(path), "--format", "csv"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[1].startswith("test_a,-,-,")
-
-
 PLAIN = """
 import time
 
@@ -170,6 +151,9 @@ def test_pytester_runs_of_plain_benchmarks(
     assert code == 0, text
     code, text, _ = _compare(str(out), _write(tmp_path, "slow.json", _scaled(_load(out), 1.25)), capsys=capsys)
     assert code == 1 and "2 slower" in text, text
+    assert main(["report", str(out), "--format", "csv"]) == 0  # no record: the record's columns read "-"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("test_busy,-,-,")
 
 
 MACHINE = {"node": "n", "machine": "x86_64", "processor": "x86_64", "system": "Linux", "python_version": "2.7.3"}
@@ -466,7 +450,7 @@ def _apply(data: dict[str, Any], path: str, value: Any, index: int) -> None:
             node[last] = value
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_mutations(), st.integers(0, 1))
 def test_mutated_json_never_raises(ops: list[tuple[str, Any]], index: int) -> None:
     """Fields dropped, nulls, wrong types, NaN: compare answers 0, 1 or 2, never a traceback."""
