@@ -49,7 +49,7 @@ import numpy as np
 from scipy import stats
 
 from . import ab_sync
-from .compare import VERDICTS, _by_threshold
+from .compare import VERDICTS, _by_threshold, gate_exit_code
 from .errors import InferenceScaleError
 from .runs import BadRunError, load_run
 
@@ -140,8 +140,9 @@ class ABResult:
         return sum(r.verdict == verdict for r in self.rows)
 
     def exit_code(self, *, strict: bool = False, allow_missing: bool = False) -> int:
-        failed = self.count("slower") or (self.missing and not allow_missing) or (strict and self.count("undecided"))
-        return 1 if failed else 0
+        return gate_exit_code(
+            self.count("slower") > 0, self.missing, self.count("undecided"), strict=strict, allow_missing=allow_missing
+        )
 
 
 def _git(repo: Path, *args: str) -> str:

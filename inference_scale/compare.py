@@ -45,6 +45,7 @@ __all__ = [
     "compare_runs",
     "compare_samples",
     "format_comparison",
+    "gate_exit_code",
     "min_p_value",
 ]
 
@@ -90,10 +91,18 @@ class Comparison:
         return sum(c.verdict == verdict for c in self.changes)
 
     def exit_code(self, *, strict: bool = False, allow_missing: bool = False) -> int:
-        """1 when something regressed, a base benchmark went missing (unless allowed) or, with
-        ``strict``, a verdict is undecided; else 0."""
-        failed = self.regressed or (self.missing and not allow_missing) or (strict and self.count("undecided"))
-        return 1 if failed else 0
+        return gate_exit_code(
+            self.regressed, self.missing, self.count("undecided"), strict=strict, allow_missing=allow_missing
+        )
+
+
+def gate_exit_code(
+    regressed: bool, missing: Sequence[str], undecided: int, *, strict: bool, allow_missing: bool
+) -> int:
+    """The gate's exit status, shared by ``compare`` and ``ab``: 1 when something regressed, a
+    base benchmark went missing (unless allowed) or, with ``strict``, a verdict is undecided."""
+    failed = regressed or (bool(missing) and not allow_missing) or (strict and undecided > 0)
+    return 1 if failed else 0
 
 
 def _check_gates(alpha: float, threshold: float) -> None:

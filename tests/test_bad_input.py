@@ -165,11 +165,9 @@ def test_distill_checks_everything_before_training(tmp_path: Path, capsys: pytes
         (["--student", "lenett"], "did you mean: lenet"),
         (["--cache-dir", str(regular)], "is a file, not a folder"),
     ]
-    start = time.perf_counter()
     for extra, message in cases:
         code, err = _cli(["distill", "--quiet", "--seeds", "1", *extra], capsys)
         assert code == 2 and message in err and _one_line(err), (extra, err)
-    assert time.perf_counter() - start < 60  # no case trained anything (each would take minutes)
 
 
 def test_distill_reaches_on_disk_datasets_through_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
