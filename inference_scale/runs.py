@@ -11,6 +11,10 @@ Everything is checked on the way in, so a damaged file is one line naming the be
 field (a :class:`BadRunError`), never a traceback later: a benchmark needs a text ``name``, a
 ``stats`` object and a positive finite median (taken from the raw rounds where the median is
 absent); raw rounds must be finite and non-negative.
+
+A record's ``state`` is read through the slug alias table (``channels_last`` is
+``channels-last``), and a recorded benchmark is paired across runs by what it measured (model,
+state, batch, device) where that is unique in its run, so runs pair across a renamed test file.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import json
 import math
 import os
 import statistics
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from .errors import InferenceScaleError
 from .record import InvalidRecordError, validate_extra_info
+from .states.slugs import canonical_slug
 
 __all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run"]
 
@@ -143,6 +149,8 @@ def _bench(entry: Any, index: int, where: str) -> Bench:
         record: dict[str, Any] | None = validate_extra_info(extra)
     except InvalidRecordError:
         record = None
+    if record is not None:
+        record = {**record, "state": canonical_slug(record["state"])}
     return Bench(
         name=name,
         key=fullname if isinstance(fullname, str) and fullname else f"{group or ''}::{name}",
@@ -152,6 +160,20 @@ def _bench(entry: Any, index: int, where: str) -> Bench:
         rounds=None if rounds is None else tuple(float(r) for r in rounds),
         record=record,
         extra_info=extra,
+    )
+
+
+def _identity(bench: Bench) -> str | None:
+    r = bench.record
+    return None if r is None else f"{r['model']}/{r['state']}/b{r['batch_size']}/{r['device']}"
+
+
+def _record_keys(benches: tuple[Bench, ...]) -> tuple[Bench, ...]:
+    """Key each recorded benchmark by what it measured where no other in the run shares that."""
+    counts = Counter(_identity(b) for b in benches)
+    return tuple(
+        replace(b, key=f"record:{ident}") if (ident := _identity(b)) is not None and counts[ident] == 1 else b
+        for b in benches
     )
 
 
@@ -165,7 +187,7 @@ def parse_run(data: Any, *, path: Path = Path("<run>")) -> Run:
     if not isinstance(machine, dict):
         warnings.append(f"{where} has no machine_info object: whether runs compare like with like is unchecked")
         machine = {}
-    benches = tuple(_bench(entry, i, where) for i, entry in enumerate(data["benchmarks"]))
+    benches = _record_keys(tuple(_bench(entry, i, where) for i, entry in enumerate(data["benchmarks"])))
     seen: dict[str, str] = {}
     for b in benches:
         if b.key in seen:

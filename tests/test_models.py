@@ -150,3 +150,35 @@ def test_unknown_weights_list_the_choices() -> None:
         get_model("resnet50", weights="IMAGENET22K")
     with pytest.raises(ValueError, match="meta device"):
         get_model("resnet50", weights="DEFAULT", device="meta")
+
+
+# MACs of one 28x28 digit, by hand from each net's layers. A convolution costs
+# C_out * H_out * W_out * (C_in * k * k) multiply-accumulates, plus one per output element for
+# its bias; a Linear in * out, plus out for its bias (ptflops' aten convention, as torchvision's
+# _ops). Pooling, ReLU and batch norm are not MACs.
+def _conv(cin: int, cout: int, k: int, hw: int, *, bias: bool = True) -> int:
+    return cout * hw * hw * cin * k * k + (cout * hw * hw if bias else 0)
+
+
+def _fc(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+HAND_MACS = {
+    # conv 1->6 5x5 (28 -> 24), pool, conv 6->16 5x5 (12 -> 8), pool, fc 256->120->84->10
+    "lenet": _conv(1, 6, 5, 24) + _conv(6, 16, 5, 8) + _fc(256, 120) + _fc(120, 84) + _fc(84, 10),
+    # conv 1->8 3x3 pad 1 (28), pool, conv 8->16 3x3 pad 1 (14), pool, fc 784->10
+    "student-cnn": _conv(1, 8, 3, 28) + _conv(8, 16, 3, 14) + _fc(16 * 7 * 7, 10),
+    # bias-free convs 1->32, 32->64 (28), pool, 64->128 (14), pool, fc 6272->160->10
+    "teacher-cnn": _conv(1, 32, 3, 28, bias=False)
+    + _conv(32, 64, 3, 28, bias=False)
+    + _conv(64, 128, 3, 14, bias=False)
+    + _fc(128 * 7 * 7, 160)
+    + _fc(160, 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_MACS))
+def test_local_models_macs_match_a_hand_count(name: str) -> None:
+    assert model_info(name).macs == HAND_MACS[name]
+    assert count_macs(get_model(name), (1, 28, 28)) == HAND_MACS[name]

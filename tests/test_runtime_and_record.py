@@ -9,49 +9,50 @@ import torch
 
 from inference_scale.errors import InvalidOptionError
 from inference_scale.models import get_model, model_info
-from inference_scale.record import BenchmarkRecord, InvalidRecordError, build_record, validate_extra_info
-from inference_scale.runtime import STATES, make_runner, prepare, state_unsupported_reason, threads
+from inference_scale.record import REQUIRED_FIELDS, BenchmarkRecord, InvalidRecordError, validate_extra_info
+from inference_scale.runtime import check_device, threads
+from inference_scale.states import Context, get_state
 
 
-def test_prepare_copies_and_lays_out_channels_last() -> None:
-    model = get_model("resnet18")
-    x = torch.randn(2, 3, 64, 64)
-    before = model.conv1.weight.data_ptr()
-    prepared, px = prepare(model, x, state="channels_last")
-    assert prepared is not model and model.conv1.weight.data_ptr() == before
-    assert model.conv1.weight.is_contiguous()  # the input model is not changed
-    assert prepared.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    assert px.is_contiguous(memory_format=torch.channels_last) and x.is_contiguous()
-
-
-@pytest.mark.parametrize("state", list(STATES))
-def test_every_state_computes_the_same_function(state: str) -> None:
-    reason = state_unsupported_reason(state, "cpu")
-    if reason:
-        pytest.skip(reason)
+@pytest.mark.parametrize("slug", ["fp32", "channels-last", "bf16"])
+def test_every_precision_state_computes_the_same_function(slug: str) -> None:
     torch.manual_seed(0)
     model = get_model("lenet")
     x = torch.randn(4, 1, 28, 28)
+    state = get_state(slug)
+    reason = state.skip_reason(model, device="cpu")
+    if reason:
+        pytest.skip(reason)
     with torch.no_grad():
         reference = model(x)
-    out = make_runner(*prepare(model, x, state=state), state=state)()
+    prepared = state(model, Context(example=x))
+    out = prepared.runner(x)()
     # bf16 keeps 8 mantissa bits: a relative error of 2^-8 per rounding, a few roundings deep.
-    tol = 5e-2 if STATES[state].autocast is torch.bfloat16 else 1e-5
+    tol = 5e-2 if slug == "bf16" else 1e-5
     torch.testing.assert_close(out.float(), reference, rtol=tol, atol=tol)
-    if STATES[state].autocast is torch.bfloat16:
-        assert out.dtype == torch.bfloat16
+    assert out.dtype == (torch.bfloat16 if slug == "bf16" else torch.float32)
 
 
-def test_bad_state_and_device_list_the_choices() -> None:
-    with pytest.raises(InvalidOptionError, match="fp32, channels_last, bf16"):
-        state_unsupported_reason("int4", "cpu")
+def test_channels_last_copies_and_lays_out_the_model_and_input() -> None:
+    model = get_model("resnet18")
+    x = torch.randn(2, 3, 64, 64)
+    prepared = get_state("channels-last")(model, Context(example=x, macs=1))
+    assert model.conv1.weight.is_contiguous()  # the input model is not changed
+    assert prepared.module.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # type: ignore[union-attr]
+    assert prepared.layout(x).is_contiguous(memory_format=torch.channels_last) and x.is_contiguous()
+
+
+def test_bad_device_lists_the_choices() -> None:
     with pytest.raises(InvalidOptionError, match="cpu, cuda"):
-        prepare(get_model("lenet"), torch.randn(1, 1, 28, 28), state="fp32", device="mps")
+        get_state("fp32").skip_reason(get_model("lenet"), device="mps")
+    with pytest.raises(InvalidOptionError, match="cpu, cuda"):
+        check_device("tpu")
 
 
 def test_cuda_reports_a_reason_when_absent() -> None:
-    reason = state_unsupported_reason("fp32", "cuda")
+    reason = get_state("fp32").skip_reason(get_model("lenet"), device="cuda")
     assert (reason is None) == torch.cuda.is_available()
+    assert "runs on cpu only" in str(get_state("int8-static").skip_reason(get_model("lenet"), device="cuda"))
 
 
 def test_threads_restores_the_previous_count() -> None:
@@ -63,13 +64,28 @@ def test_threads_restores_the_previous_count() -> None:
         pass
 
 
+def _record(**extras: object) -> BenchmarkRecord:
+    info = model_info("lenet")
+    x = torch.randn(8, *info.input_shape)
+    p = get_state("fp32")(get_model("lenet"), Context(example=x))
+    return BenchmarkRecord(
+        model=info.name, family=info.family, kind=info.kind, state=p.slug, batch_size=8, device="cpu", threads=1,
+        dtype=p.dtype, params=p.params, nonzero_params=p.nonzero_params, macs=p.macs, bytes=p.bytes,
+        input_shape=list(info.input_shape), extras=dict(extras),
+    )  # fmt: skip
+
+
+def test_required_fields_are_the_records_fields_without_defaults() -> None:
+    assert list(REQUIRED_FIELDS) == [
+        "model", "family", "kind", "state", "batch_size", "device", "threads", "dtype", "params",
+        "nonzero_params", "macs", "bytes", "input_shape",
+    ]  # fmt: skip
+    assert REQUIRED_FIELDS["input_shape"] == (list, tuple) and REQUIRED_FIELDS["macs"] is int
+
+
 def test_record_types_and_json_round_trip() -> None:
     info = model_info("lenet")
-    model = get_model("lenet")
-    record = build_record(
-        info, model, state="fp32", batch_size=8, device="cpu", threads=1, dtype="float32",
-        extras={"accuracy": 0.98},
-    )  # fmt: skip
+    record = _record(accuracy=0.98)
     extra = json.loads(json.dumps(record.to_extra_info()))
     validate_extra_info(extra)
     assert extra["params"] == info.num_params and extra["macs"] == info.macs
@@ -78,9 +94,7 @@ def test_record_types_and_json_round_trip() -> None:
 
 
 def test_record_rejects_bad_fields() -> None:
-    good = build_record(
-        model_info("lenet"), get_model("lenet"), state="fp32", batch_size=1, device="cpu", threads=1, dtype="float32"
-    ).to_extra_info()
+    good = _record().to_extra_info()
     for key, bad in [("batch_size", "1"), ("threads", True), ("input_shape", [1, 0, 28]), ("batch_size", 0)]:
         with pytest.raises(InvalidRecordError, match=key):
             validate_extra_info({**good, key: bad})
@@ -90,8 +104,3 @@ def test_record_rejects_bad_fields() -> None:
     fields = {k: v for k, v in good.items() if k in BenchmarkRecord.__dataclass_fields__}
     with pytest.raises(InvalidRecordError, match="override"):
         BenchmarkRecord(**{**fields, "extras": {"model": "x"}})
-    with pytest.raises(ValueError, match="meta device"):
-        build_record(
-            model_info("lenet"), get_model("lenet", device="meta"), state="fp32", batch_size=1,
-            device="cpu", threads=1, dtype="float32",
-        )  # fmt: skip

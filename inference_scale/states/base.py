@@ -1,0 +1,304 @@
+"""The state registry: what a state is, how it is declared, found and applied.
+
+A state is one way to deploy the same model: a precision, an int8 scheme, a pruning, another
+runtime, or a composition of those. Each is a frozen dataclass declared once, where its code
+lives, with :func:`register_state` (the way torchao pairs a config with its handler and
+torchvision registers a builder where it is defined). Its class attributes are its facts:
+
+* ``pattern``: its slug, with ``{name}`` for each integer field (``prune-l1-{pct}``);
+* ``family``: one of :data:`FAMILIES`;
+* ``needs``: what :meth:`State.apply` needs from the :class:`Context`, from :data:`NEEDS`;
+* ``devices`` and ``kinds``: where it runs; :meth:`State.skip_reason` says why not elsewhere.
+
+``apply(model, ctx)`` never changes ``model``; it returns a :class:`Prepared`: the runnable
+model in that state and its facts as deployed (bytes, parameters, non-zeros, MACs, dtype,
+extras).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypedDict, TypeVar
+
+import torch
+from torch import nn
+
+from ..errors import InferenceScaleError, close_matches
+from ..runtime import DEVICES, check_device, device_available, synchronize
+from ..sizing import count_macs, count_params, serialized_bytes
+from .slugs import COMPOUND_SEP, canonical_slug, pattern_regex
+
+__all__ = [
+    "FAMILIES",
+    "NEEDS",
+    "Context",
+    "Facts",
+    "MissingInputError",
+    "Prepared",
+    "State",
+    "UnknownStateError",
+    "check_pct",
+    "dense_facts",
+    "get_state",
+    "list_states",
+    "parse_states",
+    "register_state",
+    "state_sort_key",
+]
+
+FAMILIES: tuple[str, ...] = ("precision", "quantize", "prune", "distill", "runtime", "compound")
+NEEDS: tuple[str, ...] = ("calibration", "example_input", "training_data", "teacher")
+
+
+class UnknownStateError(InferenceScaleError, ValueError):
+    """A slug that names no registered state; the message lists the closest slugs."""
+
+    def __init__(self, slug: str, reason: str = "") -> None:
+        near = close_matches(slug, [s.example().slug for s in _REGISTRY] + [c.pattern for c in _REGISTRY])
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"unknown state {slug!r}{why}{hint} (`inference-scale states` lists all; join slugs with + to compose)"
+        )
+        self.slug = slug
+        self.suggestions = near
+
+
+class MissingInputError(InferenceScaleError, ValueError):
+    """A state was asked to apply without something it needs (calibration data, a teacher)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a state may use besides the model. ``example`` is one input batch (fp32, on the
+    CPU): its batch size is the one static exports and compiled graphs are specialized to.
+    ``calibration`` batches must have the example's shape. ``macs`` is the model's fp32 MACs
+    per sample when already known (counting a big model takes seconds). ``compile=False``
+    runs compiled states eager (the smoke run); their records say so."""
+
+    example: torch.Tensor
+    device: str = "cpu"
+    calibration: tuple[torch.Tensor, ...] = ()
+    macs: int | None = None
+    compile: bool = True
+    training: Any = None  # a data.Split for states that train (kd)
+    teacher: nn.Module | None = None
+    progress: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.example.shape[1:])
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model in a state, ready to run, with its facts as deployed. ``module`` is what runs
+    (an nn.Module, a compiled or exported callable, another runtime's session); ``layout``
+    turns an fp32 CPU batch into the input it takes (device, memory format, dtype);
+    ``autocast`` is the autocast dtype it runs under, or None. ``float_module`` is the float
+    nn.Module the state produced (a pruned copy, say) for a later state of a compound to take,
+    or None where the state's output is not one (int8, another runtime)."""
+
+    slug: str
+    module: Callable[[torch.Tensor], Any]
+    device: str
+    dtype: str
+    bytes: int
+    params: int
+    nonzero_params: int
+    macs: int
+    extras: dict[str, Any] = field(default_factory=dict)
+    layout: Callable[[torch.Tensor], torch.Tensor] = _identity
+    autocast: torch.dtype | None = None
+    float_module: nn.Module | None = None
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.autocast)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for one fp32 CPU batch, as float32 on the CPU (for accuracy and agreement)."""
+        with torch.inference_mode(), self._autocast():
+            out = self.module(self.layout(x))
+        return out.float().cpu()
+
+    def runner(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """The zero-argument callable to time: one forward pass on ``x`` (laid out here, once,
+        outside the timed call). On CUDA it synchronizes inside the call, so the timer sees the
+        kernels finish rather than their launch."""
+        xin, device, module = self.layout(x), self.device, self.module
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode(), self._autocast():
+                out = module(xin)
+            synchronize(device)
+            return out
+
+        return run
+
+
+S = TypeVar("S", bound="State")
+
+
+@dataclass(frozen=True)
+class State:
+    """Base of every state. Subclasses set the class attributes and implement :meth:`apply`."""
+
+    pattern: ClassVar[str]
+    family: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    devices: ClassVar[tuple[str, ...]] = DEVICES
+    kinds: ClassVar[tuple[str, ...] | None] = None  # model kinds it supports; None: any
+    defaults: ClassVar[dict[str, int]] = {}  # parameters of the example instance
+    # Whether it hands on a float nn.Module that another state can take (see compound.py).
+    chainable: ClassVar[bool] = False
+
+    @property
+    def slug(self) -> str:
+        return self.pattern.format(**dataclasses.asdict(self))
+
+    @classmethod
+    def example(cls) -> State:
+        """An instance with the default parameters (for listings and registry checks)."""
+        return cls(**cls.defaults)
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+    def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
+        """None when this state can run ``model`` on ``device``, else why it cannot."""
+        dev = check_device(device).type
+        if dev not in self.devices:
+            return f"{self.slug} runs on {', '.join(self.devices)} only, not {dev}"
+        if not device_available(device):
+            return f"{dev} is not available on this machine"
+        if self.kinds is not None and kind is not None and kind not in self.kinds:
+            return f"{self.slug} supports {', '.join(self.kinds)} models, not {kind}"
+        return None
+
+    def check_context(self, ctx: Context) -> None:
+        """Raise :class:`MissingInputError` when ``ctx`` lacks what this state needs."""
+        if "calibration" in self.needs and not ctx.calibration:
+            raise MissingInputError(
+                f"state {self.slug!r} needs calibration batches; give a calibration loader (or eval data)"
+            )
+        if "training_data" in self.needs and ctx.training is None:
+            raise MissingInputError(f"state {self.slug!r} needs training data")
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        raise NotImplementedError
+
+    def __call__(self, model: nn.Module, ctx: Context) -> Prepared:
+        """Check ``ctx``, then :meth:`apply`."""
+        self.check_context(ctx)
+        return self.apply(model, ctx)
+
+
+_REGISTRY: list[type[State]] = []
+
+
+def register_state(cls: type[S]) -> type[S]:
+    """Class decorator: add a state to the registry (its pattern must be new and well formed)."""
+    if cls.family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}.family {cls.family!r} is not one of {FAMILIES}")
+    if not cls.needs <= set(NEEDS):
+        raise ValueError(f"{cls.__name__}.needs {sorted(cls.needs)} must be within {NEEDS}")
+    if cls.pattern != cls.pattern.lower() or " " in cls.pattern or COMPOUND_SEP in cls.pattern:
+        raise ValueError(f"state pattern {cls.pattern!r} must be lowercase, hyphenated, without '+'")
+    if any(c.pattern == cls.pattern for c in _REGISTRY):
+        raise ValueError(f"state pattern {cls.pattern!r} is registered twice")
+    _REGISTRY.append(cls)
+    return cls
+
+
+def _load_all() -> None:
+    # Importing the package imports every state module, so every state is registered.
+    from .. import states  # noqa: F401
+
+
+def list_states() -> list[type[State]]:
+    """Every registered state class, in display order (precision, quantize, prune, ...)."""
+    _load_all()
+    return sorted(_REGISTRY, key=lambda c: (FAMILIES.index(c.family), _REGISTRY.index(c)))
+
+
+def _parse_one(slug: str) -> State:
+    for cls in _REGISTRY:
+        match = pattern_regex(cls.pattern).match(slug)
+        if match is None:
+            continue
+        try:
+            return cls(**{k: int(v) for k, v in match.groupdict().items()})
+        except ValueError as exc:  # a parameter out of range
+            raise UnknownStateError(slug, str(exc)) from None
+    raise UnknownStateError(slug)
+
+
+def get_state(slug: str) -> State:
+    """The state named by ``slug`` (old names are read through the alias table); a compound
+    slug (``a+b``) gives a compound state. An unknown slug raises :class:`UnknownStateError`
+    listing the closest slugs."""
+    if not isinstance(slug, str):
+        raise TypeError(f"a state slug is a string, got {type(slug).__name__}")
+    _load_all()
+    slug = canonical_slug(slug.strip())
+    if COMPOUND_SEP in slug:
+        from .compound import Compound
+
+        return Compound.parse(slug)
+    return _parse_one(slug)
+
+
+def parse_states(slugs: Sequence[str]) -> list[State]:
+    """Each slug's state; the first unknown one raises."""
+    return [get_state(s) for s in slugs]
+
+
+def state_sort_key(slug: str) -> tuple[int, int, tuple[int, ...], str]:
+    """Display order of a slug: family, then registration, then parameters; unknown last."""
+    _load_all()
+    try:
+        state = get_state(slug)
+    except (UnknownStateError, TypeError):
+        return (len(FAMILIES), 0, (), slug)
+    params = tuple(v for v in dataclasses.asdict(state).values() if isinstance(v, int))
+    cls = type(state)
+    index = _REGISTRY.index(cls) if cls in _REGISTRY else len(_REGISTRY)
+    return (FAMILIES.index(state.family), index, params, slug)
+
+
+def check_pct(pct: int) -> None:
+    """Percent parameters are integers in [1, 99]."""
+    if not 1 <= pct <= 99:
+        raise ValueError(f"percent must be 1..99, got {pct}")
+
+
+class Facts(TypedDict):
+    """The numbers every :class:`Prepared` carries, as keyword arguments."""
+
+    params: int
+    nonzero_params: int
+    macs: int
+    bytes: int
+
+
+def dense_facts(model: nn.Module, ctx: Context, *, recount: bool = False) -> Facts:
+    """params, non-zeros, MACs per sample and serialized bytes of a float ``model``. MACs are
+    taken from ``ctx`` unless the state changed the architecture (``recount``)."""
+    counts = count_params(model)
+    macs = ctx.macs if ctx.macs is not None and not recount else count_macs(model, ctx.input_shape)
+    return {
+        "params": counts.total,
+        "nonzero_params": counts.nonzero if counts.nonzero is not None else counts.total,
+        "macs": int(macs),
+        "bytes": serialized_bytes(model),
+    }

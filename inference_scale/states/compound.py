@@ -1,0 +1,99 @@
+"""Compound states: slugs joined with ``+`` apply left to right (``prune-channels-50+int8-static``
+prunes, then quantizes the pruned model). Every part but the last must hand on a float
+nn.Module (pruning, distillation and the precision states do; int8 and other runtimes end a
+chain). A ``kd`` part learns from the model as it was before the compound, unless the context
+names another teacher."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .base import Context, MissingInputError, Prepared, State, UnknownStateError, _parse_one
+from .slugs import COMPOUND_SEP, split_compound
+
+__all__ = ["Compound"]
+
+
+@dataclass(frozen=True)
+class Compound(State):
+    """Several states applied in order; see the module docstring."""
+
+    pattern: ClassVar[str] = "{state}+{state}"
+    family: ClassVar[str] = "compound"
+    parts: tuple[State, ...] = ()
+
+    @classmethod
+    def parse(cls, slug: str) -> Compound:
+        names = split_compound(slug)
+        if any(not n for n in names):
+            raise UnknownStateError(slug, "an empty part between '+' signs")
+        parts = tuple(_parse_one(n) for n in names)
+        if any(isinstance(p, Compound) for p in parts) or len(parts) < 2:
+            raise UnknownStateError(slug, "a compound joins two or more plain states")
+        for part, after in itertools.pairwise(parts):
+            if not part.chainable:
+                raise UnknownStateError(
+                    slug,
+                    f"{part.slug} hands on no float model, so it can only come last, not before {after.slug}",
+                )
+        return cls(parts=parts)
+
+    @property
+    def slug(self) -> str:
+        return COMPOUND_SEP.join(p.slug for p in self.parts)
+
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(p.needs for p in self.parts))
+
+    @property
+    def devices(self) -> tuple[str, ...]:  # type: ignore[override]
+        common = set(self.parts[0].devices).intersection(*(p.devices for p in self.parts))
+        return tuple(d for d in self.parts[0].devices if d in common)
+
+    def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
+        # Later parts see a changed model; checking them on the original is the best guess
+        # available before applying (a pruned model keeps its layer types).
+        for part in self.parts:
+            reason = part.skip_reason(model, device=device, kind=kind)
+            if reason:
+                return f"{part.slug}: {reason}"
+        return None
+
+    def check_context(self, ctx: Context) -> None:
+        for part in self.parts:
+            if part.needs & {"calibration", "training_data"}:
+                part.check_context(ctx)
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        current, step_ctx = model, ctx
+        if ctx.teacher is None:
+            step_ctx = dataclasses.replace(ctx, teacher=model)
+        extras: dict[str, Any] = {}
+        prepared: Prepared | None = None
+        for i, part in enumerate(self.parts):
+            last = i == len(self.parts) - 1
+            # Non-final parts are applied on the CPU in fp32: the device move comes at the end.
+            part_ctx = step_ctx if last else dataclasses.replace(step_ctx, device="cpu")
+            prepared = part(current, part_ctx)
+            extras.update(prepared.extras)
+            if last:
+                break
+            if prepared.float_module is None:
+                raise MissingInputError(
+                    f"{part.slug} does not produce a float nn.Module, so it can only end a compound, not precede "
+                    f"{self.parts[i + 1].slug}"
+                )
+            current = prepared.float_module.cpu()
+            if prepared.autocast is not None or prepared.dtype not in ("float32", str(torch.float32)):
+                raise MissingInputError(f"{part.slug} changes the number format, so it can only end a compound")
+            # The next part measures the model as this one left it: its MACs, not the source's.
+            step_ctx = dataclasses.replace(step_ctx, macs=prepared.macs)
+        assert prepared is not None
+        return dataclasses.replace(prepared, slug=self.slug, extras={**extras, "parts": [p.slug for p in self.parts]})

@@ -1,0 +1,46 @@
+"""The distillation state: the model (fine-)trained with Hinton's loss to match a teacher."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from ..distill import DistillConfig, kd_loss, teacher_logits
+from ..train import train
+from .base import Context, MissingInputError, Prepared, State, register_state
+from .precision import _eager
+
+__all__ = ["KD"]
+
+
+@register_state
+@dataclass(frozen=True)
+class KD(State):
+    """Knowledge distillation: the model trained from its current weights on the context's
+    training split with Hinton's loss (temperature and alpha from :class:`DistillConfig`)
+    against the teacher's logits. In a compound (``prune-channels-50+kd``) the teacher is the
+    model as it was before the compound: distillation repairs what pruning took."""
+
+    pattern: ClassVar[str] = "kd"
+    family: ClassVar[str] = "distill"
+    chainable: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"training_data", "teacher"})
+    epochs: ClassVar[int] = 10
+
+    def check_context(self, ctx: Context) -> None:
+        super().check_context(ctx)
+        if ctx.teacher is None:
+            raise MissingInputError(f"state {self.slug!r} needs a teacher model (in a compound, the source model)")
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        assert ctx.teacher is not None and ctx.training is not None
+        defaults = DistillConfig(cache_dir=None)
+        soft = teacher_logits(ctx.teacher, ctx.training.x_train, progress=ctx.progress)
+        loss = functools.partial(kd_loss, temperature=defaults.temperature, alpha=defaults.alpha)
+        student = train(
+            model, ctx.training, epochs=self.epochs, seed=0, loss=loss, teacher_logits=soft, progress=ctx.progress
+        )
+        return _eager(self, student, ctx)

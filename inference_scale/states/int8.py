@@ -1,0 +1,91 @@
+"""int8 states: the three whole-model int8 paths of :mod:`inference_scale.quantize`, each a
+state. They run on the CPU (oneDNN/fbgemm kernels); their bytes are the int8 model's."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..quantize import DynamicInt8, StaticInt8, StaticInt8FX, quantize_model
+from .base import Context, Prepared, State, dense_facts, register_state
+
+__all__ = ["Int8Dynamic", "Int8Static", "Int8StaticFX", "linear_share"]
+
+
+def linear_share(model: nn.Module) -> float:
+    """Share of parameters held by nn.Linear weights: what dynamic int8 can reach."""
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    total = sum(p.numel() for p in model.parameters())
+    return linear / total if total else 0.0
+
+
+def _quantized(state: State, model: nn.Module, ctx: Context, config: Any) -> Prepared:
+    if hasattr(config, "compile"):
+        config = dataclasses.replace(config, compile=ctx.compile)
+    q = quantize_model(
+        model, config, calibration=ctx.calibration or None, example_input=ctx.example, progress=ctx.progress
+    )
+    facts = dense_facts(model, ctx)  # int8 performs the same multiply-accumulates
+    facts["bytes"] = q.report.bytes_after
+    extras = {
+        "compiled": bool(getattr(config, "compile", False)),
+        "quantized_modules": len(q.report.quantized),
+        "float_modules": len(q.report.kept_float),
+    }
+    return Prepared(slug=state.slug, module=q, device=ctx.device, dtype="int8", extras=extras, **facts)
+
+
+@register_state
+@dataclass(frozen=True)
+class Int8Static(State):
+    """Static int8 through torchao's PT2E flow (X86InductorQuantizer, calibrated activation
+    ranges), compiled with inductor: the fast CPU path for conv nets. The export is specialized
+    to the example's batch size."""
+
+    pattern: ClassVar[str] = "int8-static"
+    family: ClassVar[str] = "quantize"
+    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _quantized(self, model, ctx, StaticInt8())
+
+
+@register_state
+@dataclass(frozen=True)
+class Int8Dynamic(State):
+    """Dynamic int8 (torchao): int8 nn.Linear weights, activations quantized per token at run
+    time; for models whose parameters are mostly in nn.Linear (transformers)."""
+
+    pattern: ClassVar[str] = "int8-dynamic"
+    family: ClassVar[str] = "quantize"
+    needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    min_linear_share: ClassVar[float] = 0.5
+
+    def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
+        share = linear_share(model)
+        if share < self.min_linear_share:
+            return f"dynamic int8 covers nn.Linear only, which holds {share:.0%} of this model's parameters"
+        return super().skip_reason(model, device=device, kind=kind)
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _quantized(self, model, ctx, DynamicInt8())
+
+
+@register_state
+@dataclass(frozen=True)
+class Int8StaticFX(State):
+    """Static int8 through torch.ao's FX graph mode (prepare_fx/convert_fx, x86 backend), the
+    older eager-runnable path, kept for comparison."""
+
+    pattern: ClassVar[str] = "int8-static-fx"
+    family: ClassVar[str] = "quantize"
+    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _quantized(self, model, ctx, StaticInt8FX())

@@ -1,0 +1,99 @@
+"""Precision states: the same weights run eager in another memory format or number format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..cloning import clone
+from .base import Context, Facts, Prepared, State, dense_facts, register_state
+
+__all__ = ["BF16", "FP32", "ChannelsLast"]
+
+
+def _eager(
+    state: State,
+    model: nn.Module,
+    ctx: Context,
+    *,
+    channels_last: bool = False,
+    autocast: torch.dtype | None = None,
+    facts: Facts | None = None,
+) -> Prepared:
+    """A copy of ``model`` on the context's device, in eval mode, optionally in channels-last
+    memory format (4-D inputs only: a transformer's token tensors keep their layout and only its
+    patch-embedding convolution sees NHWC) and under autocast. ``facts`` are ``model``'s own
+    (:func:`dense_facts`) unless the caller has them."""
+    device = torch.device(ctx.device)
+    facts = dense_facts(model, ctx) if facts is None else facts
+    prepared = clone(model).to(device).eval()
+    if channels_last:
+        prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+    return Prepared(
+        slug=state.slug,
+        module=prepared,
+        device=ctx.device,
+        dtype=str(autocast or torch.float32).removeprefix("torch."),
+        layout=layout,
+        autocast=autocast,
+        float_module=prepared,
+        **facts,
+    )
+
+
+@register_state
+@dataclass(frozen=True)
+class FP32(State):
+    """Dense fp32 eager: the baseline every speedup is measured against."""
+
+    pattern: ClassVar[str] = "fp32"
+    family: ClassVar[str] = "precision"
+    chainable: ClassVar[bool] = True
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _eager(self, model, ctx)
+
+
+@register_state
+@dataclass(frozen=True)
+class ChannelsLast(State):
+    """fp32 eager with NHWC (channels-last) memory format, which oneDNN and cuDNN prefer for
+    convolutions."""
+
+    pattern: ClassVar[str] = "channels-last"
+    family: ClassVar[str] = "precision"
+    chainable: ClassVar[bool] = True
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _eager(self, model, ctx, channels_last=True)
+
+
+@register_state
+@dataclass(frozen=True)
+class BF16(State):
+    """bf16 autocast: matmuls and convolutions in bfloat16, fp32 weights kept (so the bytes do
+    not change). Needs native bf16 (AVX512-BF16/AMX on the CPU, Ampere or later on CUDA)."""
+
+    pattern: ClassVar[str] = "bf16"
+    family: ClassVar[str] = "precision"
+
+    def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
+        reason = super().skip_reason(model, device=device, kind=kind)
+        if reason:
+            return reason
+        if torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return "this CPU has no native bf16 support (oneDNN reports none)"
+        if torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+            return "this GPU does not support bf16"
+        return None
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _eager(self, model, ctx, autocast=torch.bfloat16)

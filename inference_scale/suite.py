@@ -1,0 +1,351 @@
+"""The benchmark runner behind every suite: cases over model x state x batch, one case's
+preparation (outside the timed call), its accuracy and agreement, its record and its timing.
+
+The plugin (:mod:`.plugin`), ``inference-scale bench`` and this repo's ``benchmarks/`` all run
+cases through :func:`run_case`, so a record means the same wherever it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .ab import BLOCK_TIME_ENV
+from .ab import PLUGIN as AB_PLUGIN
+from .record import BenchmarkRecord
+from .sizing import count_macs
+from .states import Context, MissingInputError, Prepared, State, get_state
+from .subject import Subject
+from .train import predict
+
+__all__ = [
+    "BASELINE",
+    "DEFAULT_BATCHES",
+    "DEFAULT_STATES",
+    "Case",
+    "Grid",
+    "Options",
+    "Session",
+    "make_cases",
+    "measure",
+    "missing_input",
+    "quality",
+    "run_case",
+    "skip_reason",
+    "time_prepared",
+    "warm_up",
+]
+
+BASELINE = "fp32"  # every speedup is against this state, timed in the same run, right before
+DEFAULT_STATES: tuple[str, ...] = ("fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "prune-channels-50")
+DEFAULT_BATCHES: tuple[int, ...] = (1, 8)
+CALIBRATION_IMAGES = 256  # from real data: the static ranges settle well before this
+RANDOM_CALIBRATION_IMAGES = 8  # random weights on random images: more adds nothing
+AGREEMENT_IMAGES = 16  # random images, where there is no eval data
+SMOKE_EVAL_IMAGES = 64  # under --benchmark-disable: a check that it runs, not a figure
+CPU_WARMUP_CALLS = 2  # oneDNN builds its primitives and caches on the first call
+CUDA_WARMUP_SECONDS = 0.5  # clocks ramp and cuDNN autotunes: warm up by time, not by count
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Subjects x states x batch sizes; several grids make a suite."""
+
+    subjects: tuple[str, ...]
+    states: tuple[str, ...]
+    batches: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Case:
+    subject: str
+    state: str
+    batch: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject}-{self.state}-b{self.batch}"
+
+
+def make_cases(
+    grids: Sequence[Grid],
+    *,
+    models: Sequence[str] | None = None,
+    states: Sequence[str] | None = None,
+    batches: Sequence[int] | None = None,
+) -> list[Case]:
+    """Cases in run order: per subject and batch size, the fp32 baseline first, then the other
+    states, each once however many grids name it. ``models``, ``states`` and ``batches``
+    (options) narrow or replace the grids: a model no grid names gets the default states."""
+    plan: dict[tuple[str, int], list[str]] = {}
+    named = {s for g in grids for s in g.subjects}
+    chosen = list(grids)
+    if models:
+        chosen = [dataclasses.replace(g, subjects=tuple(s for s in g.subjects if s in models)) for g in grids]
+        new = tuple(m for m in models if m not in named)
+        if new:
+            chosen.append(Grid(new, DEFAULT_STATES, DEFAULT_BATCHES))
+    for grid in chosen:
+        for subject in grid.subjects:
+            for batch in batches or grid.batches:
+                plan.setdefault((subject, batch), [])
+                plan[(subject, batch)].extend(get_state(s).slug for s in states or grid.states)
+    cases: list[Case] = []
+    for (subject, batch), slugs in plan.items():
+        ordered = [BASELINE, *dict.fromkeys(s for s in slugs if s != BASELINE)]
+        cases.extend(Case(subject, s, batch) for s in ordered)
+    return cases
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the session runs: device, threads, the smoke run (``--benchmark-disable``: one call,
+    nothing compiled), ``compile=False`` (compiled states run eager, for a quick look; records
+    say ``compiled: false``) and whether transformers get compiled int8 (minutes of inductor
+    per graph on a small CPU)."""
+
+    device: str = "cpu"
+    threads: int = 1
+    smoke: bool = False
+    compile: bool = True
+    all_int8: bool = False
+    cuda_events: int = 0  # on CUDA, also time this many calls with CUDA events (tools/gpu_check.sh)
+
+
+@dataclass
+class Session:
+    """Subjects (found by ``resolve``), their built models, MACs and fp32 reference logits,
+    each computed once."""
+
+    resolve: Callable[[str], Subject]
+    _subjects: dict[str, Subject] = field(default_factory=dict)
+    _built: dict[str, tuple[nn.Module, int]] = field(default_factory=dict)
+    _reference: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
+
+    def model(self, name: str) -> tuple[Subject, nn.Module, int]:
+        if name not in self._subjects:
+            self._subjects[name] = self.resolve(name)
+        subject = self._subjects[name]
+        if name not in self._built:
+            model = subject.build().eval()
+            self._built[name] = (model, count_macs(model, subject.input_shape))
+        return (subject, *self._built[name])
+
+    def reference(self, name: str, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """fp32 eager logits of the source model on ``x`` (CPU), the agreement reference."""
+        key = (name, len(x))
+        if key not in self._reference:
+            _, model, _ = self.model(name)
+            self._reference[key] = predict(model, x, batch_size=batch)
+        return self._reference[key]
+
+
+def _seeded(shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
+    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def _chunks(x: torch.Tensor, batch: int, limit: int) -> tuple[torch.Tensor, ...]:
+    """Batches of exactly ``batch`` inputs (static exports are specialized to it), at most
+    ``limit`` inputs in all and at least one batch (repeating inputs if there are too few)."""
+    if len(x) < batch:
+        x = x.repeat((batch + len(x) - 1) // len(x), *[1] * (x.dim() - 1))
+    n = max(1, min(len(x), limit) // batch)
+    return tuple(x[i * batch : (i + 1) * batch] for i in range(n))
+
+
+def _calibration(subject: Subject, batch: int, opts: Options) -> tuple[torch.Tensor, ...]:
+    """The subject's calibration inputs, else its eval inputs, else (random weights only)
+    seeded random images. A smoke run calibrates on one batch."""
+    real = subject.calibration()
+    if real is None:
+        data = subject.eval_data()
+        real = None if data is None else data.x
+    if real is None:
+        if not subject.random_calibration:
+            return ()
+        real = _seeded(subject.input_shape, RANDOM_CALIBRATION_IMAGES, seed=1)
+    return _chunks(real, batch, batch if opts.smoke else CALIBRATION_IMAGES)
+
+
+def example_input(subject: Subject, batch: int) -> torch.Tensor:
+    """The timed input: the first eval inputs (repeated to fill the batch), else seeded noise."""
+    data = subject.eval_data()
+    if data is None:
+        return _seeded(subject.input_shape, batch, seed=0)
+    return _chunks(data.x, batch, batch)[0]
+
+
+def missing_input(state: State, subject: Subject) -> str | None:
+    """What ``subject`` lacks for ``state`` (None when nothing): checked before any work."""
+    no_data = subject.calibration() is None and subject.eval_data() is None
+    if "calibration" in state.needs and no_data and not subject.random_calibration:
+        return (
+            f"state {state.slug!r} needs calibration data for {subject.name}: give a calibration loader "
+            "(--is-calibration / --calibration) or eval data (--is-eval / --eval)"
+        )
+    if "training_data" in state.needs and subject.training is None:
+        return f"state {state.slug!r} trains the model and {subject.name} comes with no training data"
+    return None
+
+
+def skip_reason(state: State, subject: Subject, model: nn.Module, opts: Options) -> str | None:
+    """Why ``state`` is not run for ``subject`` here: the state's own reason (device, kind,
+    model), else the suite's compile policy for transformers."""
+    reason = state.skip_reason(model, device=opts.device, kind=subject.kind)
+    if reason:
+        return reason
+    parts = state.slug.split("+")
+    if subject.kind == "transformer" and not opts.all_int8:
+        if "int8-static" in parts:
+            return (
+                "static PT2E int8 on a transformer needs minutes of inductor compile per batch size; "
+                "--is-all-int8 runs it"
+            )
+        if "int8-dynamic" in parts:
+            # Measured on this project's 2-core Zen4 host: eager torch._int_mm is ~14x slower than
+            # an fp32 matmul of the same shape, so uncompiled dynamic int8 is no deployment.
+            return "dynamic int8 is only fast compiled (eager torch._int_mm is a slow reference kernel); --is-all-int8"
+    return None
+
+
+def quality(
+    prepared: Prepared, session: Session, subject: Subject, batch: int, opts: Options, *, baseline: bool
+) -> dict[str, Any]:
+    """Accuracy on the subject's eval data (when it has some) and agreement with fp32 eager
+    (cosine similarity of the logits, top-1 agreement) on the eval inputs or, without them,
+    on seeded random images. The baseline's agreement with itself is not recorded."""
+    data = subject.eval_data()
+    limit = SMOKE_EVAL_IMAGES if opts.smoke else None
+    x = (
+        data.x[:limit]
+        if data is not None
+        else _seeded(subject.input_shape, batch if opts.smoke else AGREEMENT_IMAGES, 2)
+    )
+    out = predict(prepared, x, batch_size=batch, fixed_batch=True)
+    extras: dict[str, Any] = {}
+    if data is not None:
+        y = data.y[: len(x)]
+        extras["accuracy"] = float((out.argmax(1) == y).float().mean())
+        extras["accuracy_dataset"] = subject.accuracy_dataset or "eval loader"
+        extras["accuracy_images"] = len(y)
+    if not baseline:
+        ref = session.reference(subject.name, x, batch)
+        cosine = float(F.cosine_similarity(ref.flatten(), out.flatten(), dim=0))
+        extras["cosine_vs_fp32"] = max(-1.0, min(1.0, cosine))  # 1.0000001 is rounding
+        extras["top1_agreement"] = float((ref.argmax(1) == out.argmax(1)).float().mean())
+    return extras
+
+
+def warm_up(run: Any, device: str, *, disabled: bool = False) -> None:
+    """Untimed calls before timing: a fixed count on the CPU, a time budget on CUDA (clock
+    ramp-up, cuDNN autotuning and lazy module loading take longer than a call or two).
+    Skipped in the smoke run, where the single call is a check, not a timing."""
+    if disabled:
+        return
+    if torch.device(device).type == "cuda":
+        start, calls = time.perf_counter(), 0
+        while calls < 3 or time.perf_counter() - start < CUDA_WARMUP_SECONDS:
+            run()
+            calls += 1
+        return
+    for _ in range(CPU_WARMUP_CALLS):
+        run()
+
+
+def cuda_event_seconds(run: Any, calls: int) -> list[float]:
+    """Seconds per call of ``run`` by CUDA events recorded around each call on the current
+    stream: the GPU's own clock, an outside check on the host timer's medians."""
+    times = []
+    for _ in range(calls):
+        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)  # elapsed_time is in milliseconds
+    return times
+
+
+def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str, cuda_events: int = 0) -> Any:
+    """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``).
+    Inside an ``inference-scale ab`` block the rounds go through the A/B round barrier, so
+    they alternate with the other side's (see ``inference_scale/ab_sync.py``). With
+    ``cuda_events`` on CUDA, that many calls are also timed by CUDA events, in this process,
+    right after warm-up, and their median stored as ``cuda_event_median_s``."""
+    benchmark.group = group
+    benchmark.extra_info.update(record.to_extra_info())
+    disabled = bool(getattr(benchmark, "disabled", False))
+    warm_up(run, record.device, disabled=disabled)
+    if cuda_events and not disabled and torch.device(record.device).type == "cuda":
+        benchmark.extra_info["cuda_event_median_s"] = statistics.median(cuda_event_seconds(run, cuda_events))
+    sync = sys.modules.get(AB_PLUGIN)
+    if sync is not None and sync.active() and not disabled:
+        start = time.perf_counter()
+        run()
+        per_call = time.perf_counter() - start
+        rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
+        rounds = sync.agree_rounds(rounds)  # the same count on both sides: every round is paired
+        return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
+    return benchmark(run)
+
+
+def time_prepared(
+    benchmark: Any,
+    subject: Subject,
+    prepared: Prepared,
+    x: torch.Tensor,
+    opts: Options,
+    *,
+    extras: dict[str, Any] | None = None,
+    group: str | None = None,
+) -> torch.Tensor:
+    """The record of ``prepared`` (its facts, the run's settings, ``extras``), then its timing
+    on input ``x``. Returns the timed call's output, checked to be finite, one row per input."""
+    record = BenchmarkRecord(
+        model=subject.name, family=subject.family, kind=subject.kind, state=prepared.slug, batch_size=len(x),
+        device=opts.device, threads=opts.threads, dtype=prepared.dtype, params=prepared.params,
+        nonzero_params=prepared.nonzero_params, macs=prepared.macs, bytes=prepared.bytes,
+        input_shape=list(subject.input_shape), weights=subject.weights, extras={**prepared.extras, **(extras or {})},
+    )  # fmt: skip
+    out = measure(benchmark, prepared.runner(x), record, group=group or subject.name, cuda_events=opts.cuda_events)
+    if isinstance(out, torch.Tensor) and (out.shape[0] != len(x) or not torch.isfinite(out.float()).all()):
+        raise AssertionError(f"{subject.name} in {prepared.slug}: output {tuple(out.shape)} not finite or wrong")
+    return out
+
+
+def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> torch.Tensor | None:
+    """Prepare ``case`` (outside timing), measure its quality, record and time it. Returns
+    None (after ``pytest.skip``) when the state cannot run this model here."""
+    import pytest
+
+    subject, model, macs = session.model(case.subject)
+    state = get_state(case.state)
+    reason = skip_reason(state, subject, model, opts)
+    if reason:
+        pytest.skip(reason)
+    missing = missing_input(state, subject)
+    if missing:
+        raise MissingInputError(missing)
+    x = example_input(subject, case.batch)
+    ctx = Context(
+        example=x,
+        device=opts.device,
+        calibration=_calibration(subject, case.batch, opts),
+        macs=macs,
+        compile=opts.compile and not opts.smoke and (subject.kind != "transformer" or opts.all_int8),
+        training=subject.training,
+    )
+    prepared = state(model, ctx)
+    extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
+    return time_prepared(benchmark, subject, prepared, x, opts, extras=extras)

@@ -1,0 +1,168 @@
+"""The state registry: every state's declared facts, the slug grammar and aliases, and each
+state applied to LeNet, checked against outside references (torch's pruning and FLOP counter)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+from torch.utils.flop_counter import FlopCounterMode
+
+from inference_scale.data import load_dataset
+from inference_scale.models import get_model
+from inference_scale.runtime import DEVICES
+from inference_scale.states import (
+    ALIASES,
+    FAMILIES,
+    NEEDS,
+    Context,
+    MissingInputError,
+    UnknownStateError,
+    canonical_slug,
+    get_state,
+    list_states,
+    state_sort_key,
+)
+
+SLUG = re.compile(r"^[a-z0-9]+(-([a-z0-9]+|\{[a-z]+\}))*$")
+
+
+def _lenet() -> nn.Module:
+    torch.manual_seed(0)
+    return get_model("lenet").eval()
+
+
+def _ctx(**kw: object) -> Context:
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return Context(example=x, calibration=(x,), compile=False, **kw)  # type: ignore[arg-type]
+
+
+def test_the_registry_declares_each_state_once_with_well_formed_facts() -> None:
+    classes = list_states()
+    patterns = [c.pattern for c in classes]
+    assert len(patterns) == len(set(patterns))
+    expected = {"fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "int8-static-fx",
+                "prune-l1-{pct}", "prune-l1-{pct}-masked", "csr-{pct}", "prune-channels-{pct}", "kd"}  # fmt: skip
+    assert expected <= set(patterns)
+    for cls in classes:
+        assert SLUG.match(cls.pattern), cls.pattern
+        assert cls.family in FAMILIES and cls.family != "compound"
+        assert cls.needs <= set(NEEDS), cls.needs
+        assert cls.devices and set(cls.devices) <= set(DEVICES)
+        assert cls.summary(), f"{cls.__name__} has no docstring"
+        example = cls.example()
+        assert SLUG.match(example.slug) and "{" not in example.slug
+        assert get_state(example.slug) == example  # the slug reads back as the same state
+        if cls.family == "quantize":
+            assert "example_input" in cls.needs and cls.devices == ("cpu",)
+    # display order follows the families' order
+    assert [FAMILIES.index(c.family) for c in classes] == sorted(FAMILIES.index(c.family) for c in classes)
+
+
+@pytest.mark.parametrize("cls", list_states(), ids=lambda c: c.pattern)
+def test_each_state_applies_to_lenet_as_declared(cls: type) -> None:
+    state = cls.example()
+    model = _lenet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    reason = state.skip_reason(model, device="cpu", kind="conv")
+    if reason:
+        assert state.slug in ("bf16", "int8-dynamic", "csr-90") or "cpu" not in cls.devices, reason
+        pytest.skip(reason)
+    training = load_dataset("mnist", seed=0, train_fraction=0.05) if "training_data" in cls.needs else None
+    # Whatever the state needs is missing: a one-line MissingInputError, not a crash inside it.
+    if cls.needs & {"calibration", "training_data", "teacher"}:
+        with pytest.raises(MissingInputError, match=state.slug):
+            state(model, Context(example=_ctx().example, compile=False))
+    ctx = _ctx(training=training, teacher=_lenet() if "teacher" in cls.needs else None)
+    prepared = state(model, ctx)
+    assert prepared.slug == state.slug
+    x = ctx.example
+    out = prepared(x)
+    assert out.shape == (4, 10) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert prepared.runner(x)().shape == (4, 10)
+    assert 0 < prepared.nonzero_params <= prepared.params and prepared.macs > 0 and prepared.bytes > 0
+    assert prepared.dtype in ("float32", "bfloat16", "float16", "int8")
+    for k, v in model.state_dict().items():  # the input model is never changed
+        assert torch.equal(v, before[k]), k
+
+
+def test_unknown_and_malformed_slugs_list_close_matches() -> None:
+    with pytest.raises(UnknownStateError, match=r"did you mean: .*int8-static"):
+        get_state("int8-statc")
+    with pytest.raises(UnknownStateError, match=r"percent must be 1\.\.99"):
+        get_state("prune-l1-100")
+    with pytest.raises(UnknownStateError, match="did you mean: fp32"):
+        get_state("FP32")
+    with pytest.raises(UnknownStateError, match="can only come last"):
+        get_state("int8-static+prune-channels-50")
+    with pytest.raises(UnknownStateError, match="empty part"):
+        get_state("fp32++int8-static")
+    with pytest.raises(TypeError):
+        get_state(8)  # type: ignore[arg-type]
+
+
+def test_old_slugs_read_through_the_alias_table() -> None:
+    assert canonical_slug("channels_last") == "channels-last"
+    assert canonical_slug("unstructured-20-masked") == "prune-l1-20-masked"
+    assert canonical_slug("unstructured-90") == "prune-l1-90"
+    assert canonical_slug("channels-50") == "prune-channels-50"
+    assert canonical_slug("student-kd") == "kd"
+    assert canonical_slug("channels-50+int8-static") == "prune-channels-50+int8-static"
+    for old in ALIASES:
+        new = canonical_slug(old.format(pct=30))
+        assert get_state(new).slug == new  # every alias lands on a registered state
+    assert get_state("channels_last").slug == "channels-last"
+
+
+def test_sort_key_orders_by_family_then_parameter() -> None:
+    slugs = ["prune-channels-50", "int8-static", "prune-l1-90", "fp32", "prune-l1-20", "bogus", "bf16"]
+    assert sorted(slugs, key=state_sort_key) == [
+        "fp32", "bf16", "int8-static", "prune-l1-20", "prune-l1-90", "prune-channels-50", "bogus",
+    ]  # fmt: skip
+
+
+def test_prune_l1_keeps_the_weights_torchs_global_l1_pruning_keeps() -> None:
+    model = _lenet()
+    prepared = get_state("prune-l1-50")(model, _ctx())
+    oracle = _lenet()
+    layers = [(m, "weight") for m in oracle.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    torch_prune.global_unstructured(layers, pruning_method=torch_prune.L1Unstructured, amount=0.5)
+    ours = dict(prepared.module.named_modules())  # type: ignore[union-attr]
+    for name, m in oracle.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert torch.equal(ours[name].weight, m.weight), name
+    kept = sum(int(m.weight.count_nonzero()) for m, _ in layers)
+    biases = sum(m.bias.numel() for m, _ in layers)
+    assert prepared.nonzero_params == kept + biases
+
+
+def test_prune_channels_macs_match_torchs_flop_counter() -> None:
+    prepared = get_state("prune-channels-50")(_lenet(), _ctx(macs=123))  # a stale count is not reused
+    pruned = prepared.module
+    assert isinstance(pruned, nn.Module)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        pruned(torch.zeros(1, 1, 28, 28))
+    # torch's counter leaves out bias adds, which ours counts (one per output element; see
+    # test_models): conv1's outputs are 24x24, conv2's 8x8.
+    biases = pruned.conv1.out_channels * 24 * 24 + pruned.conv2.out_channels * 8 * 8
+    biases += sum(m.out_features for m in pruned.modules() if isinstance(m, nn.Linear))
+    assert prepared.macs == counter.get_total_flops() // 2 + biases
+    assert pruned.conv1.out_channels == 3 and pruned.conv2.out_channels == 8  # half of 6 and 16
+    assert prepared.params == sum(p.numel() for p in pruned.parameters())
+
+
+def test_a_compound_applies_its_parts_in_order() -> None:
+    model = _lenet()
+    pruned = get_state("prune-channels-50")(model, _ctx())
+    both = get_state("prune-channels-50+int8-static")(model, _ctx())
+    assert both.slug == "prune-channels-50+int8-static" and both.dtype == "int8"
+    assert both.params == pruned.params and both.macs == pruned.macs
+    assert both.bytes < pruned.bytes / 2
+    assert both.extras["parts"] == ["prune-channels-50", "int8-static"]
+    assert both.extras["quantized_modules"] == 5
+    cos = torch.nn.functional.cosine_similarity(both(_ctx().example).flatten(), pruned(_ctx().example).flatten(), 0)
+    assert cos > 0.99
