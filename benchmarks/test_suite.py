@@ -2,8 +2,8 @@
 by the one generic benchmark, :func:`inference_scale._suite_test.test_state`. Each model's fp32
 baseline is timed in the same run, right before its other states at that batch size.
 
-* precision and int8 on the picked architectures and trained LeNet (the course module's
-  "choose the architecture" and "quantize" questions);
+* every precision and int8 state of the registry on the picked architectures and trained
+  LeNet (the course module's "choose the architecture" and "quantize" questions);
 * channel pruning on ResNets (a smaller dense model, really faster);
 * unstructured pruning on LeNet (no speedup expected: dense kernels still multiply zeros);
 * CSR on a 1024x1024 Linear (pays off only at high sparsity).
@@ -18,17 +18,18 @@ from __future__ import annotations
 from benchmarks._harness import lenet_subject, linear_subject
 from inference_scale._suite_test import test_state
 from inference_scale.models import pick_architectures
+from inference_scale.states import list_states
 from inference_scale.suite import Grid
 
 __all__ = ["IS_GRIDS", "IS_SUBJECTS", "test_state"]
 
+# Every registered precision and int8 state, read from the registry: a new one joins the
+# architecture grid without an edit here (and skips with its reason where it cannot run).
+PRECISION_AND_INT8 = tuple(c.example().slug for c in list_states() if c.family in ("precision", "quantize"))
+
 IS_SUBJECTS = {"lenet": lenet_subject, "linear-1024": linear_subject}
 IS_GRIDS = [
-    Grid(
-        (*pick_architectures(), "lenet"),
-        ("fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "int8-static-fx"),
-        (1, 8),
-    ),
+    Grid((*pick_architectures(), "lenet"), PRECISION_AND_INT8, (1, 8)),
     Grid(("resnet18", "resnet50"), ("fp32", "prune-channels-30", "prune-channels-50"), (1, 8)),
     Grid(("lenet",), ("fp32", *(f"prune-l1-{p}{m}" for p in (20, 50, 90) for m in ("-masked", ""))), (100,)),
     Grid(("linear-1024",), ("fp32", "csr-90", "csr-95", "csr-99"), (1, 32)),
