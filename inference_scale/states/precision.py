@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ..cloning import clone
+from ..sizing import serialized_bytes
 from .base import Context, Facts, Prepared, State, dense_facts, register_state
 
-__all__ = ["BF16", "FP32", "ChannelsLast"]
+__all__ = ["BF16", "FP16", "FP32", "ChannelsLast"]
 
 
 def _eager(
@@ -21,27 +22,32 @@ def _eager(
     *,
     channels_last: bool = False,
     autocast: torch.dtype | None = None,
+    cast: torch.dtype | None = None,
     facts: Facts | None = None,
 ) -> Prepared:
     """A copy of ``model`` on the context's device, in eval mode, optionally in channels-last
     memory format (4-D inputs only: a transformer's token tensors keep their layout and only its
-    patch-embedding convolution sees NHWC) and under autocast. ``facts`` are ``model``'s own
-    (:func:`dense_facts`) unless the caller has them."""
+    patch-embedding convolution sees NHWC), under autocast, or with weights and inputs ``cast``
+    to another dtype. ``facts`` are ``model``'s own (:func:`dense_facts`) unless the caller has
+    them; a cast model's bytes are its cast state_dict's."""
     device = torch.device(ctx.device)
     facts = dense_facts(model, ctx) if facts is None else facts
     prepared = clone(model).to(device).eval()
+    if cast is not None:
+        prepared = prepared.to(cast)
+        facts = Facts(**{**facts, "bytes": serialized_bytes(prepared)})
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def layout(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(device)
+        x = x.to(device) if cast is None else x.to(device, cast)
         return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
     return Prepared(
         slug=state.slug,
         module=prepared,
         device=ctx.device,
-        dtype=str(autocast or torch.float32).removeprefix("torch."),
+        dtype=str(cast or autocast or torch.float32).removeprefix("torch."),
         layout=layout,
         autocast=autocast,
         float_module=prepared,
@@ -97,3 +103,25 @@ class BF16(State):
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _eager(self, model, ctx, autocast=torch.bfloat16)
+
+
+@register_state
+@dataclass(frozen=True)
+class FP16(State):
+    """fp16 weights and inputs (``model.half()``): half the bytes, tensor cores on CUDA. On the
+    CPU only where oneDNN reports native fp16 (AVX512-FP16/AMX-FP16); elsewhere it would run
+    emulated and slow, so it is skipped with that reason."""
+
+    pattern: ClassVar[str] = "fp16"
+    family: ClassVar[str] = "precision"
+
+    def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
+        reason = super().skip_reason(model, device=device, kind=kind)
+        if reason:
+            return reason
+        if torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+            return "this CPU has no native fp16 support (oneDNN reports none)"
+        return None
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _eager(self, model, ctx, cast=torch.float16)
