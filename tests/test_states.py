@@ -180,3 +180,17 @@ def test_fp16_halves_the_bytes_and_keeps_the_function() -> None:
     torch.testing.assert_close(fp16(x), fp32(x), rtol=1e-2, atol=1e-2)
     on_cpu = get_state("fp16").skip_reason(model, device="cpu")
     assert (on_cpu is None) == bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+
+
+def test_compile_runs_the_same_function_through_inductor() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    x = torch.randn(4, 32)
+    ctx = Context(example=x, macs=32 * 64 + 64 + 64 * 10 + 10)
+    compiled = get_state("compile")(model, ctx)
+    assert compiled.extras["compiled"] is True and compiled.extras["compile_s"] > 0
+    assert type(compiled.module).__name__ == "OptimizedModule"
+    torch.testing.assert_close(compiled(x), model(x).detach(), rtol=1e-5, atol=1e-5)
+    assert compiled.bytes == get_state("fp32")(model, ctx).bytes  # the same weights
+    eager = get_state("compile")(model, Context(example=x, compile=False))
+    assert eager.extras == {"compiled": False} and isinstance(eager.module, nn.Sequential)
