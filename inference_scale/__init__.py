@@ -1,43 +1,30 @@
-"""inference-scale: measure what makes PyTorch inference cheaper on your hardware."""
+"""inference-scale: measure what makes PyTorch inference cheaper on your hardware.
+
+The names below are imported on first use (PEP 562): importing the package, as pytest does
+for its plugin in every session of a repo that installs it, costs no torch import."""
 
 from __future__ import annotations
 
-from .errors import (
-    InvalidOptionError,
-    MacCountError,
-    UnknownModelError,
-    UnknownWeightsError,
-    WeightsNotFoundError,
-)
-from .models import ModelInfo, get_model, list_models, model_info, pick_architectures
-from .record import BenchmarkRecord, validate_extra_info
-from .sizing import SizeReport, count_macs, count_params, serialized_bytes, size_report
-from .states import Context, Prepared, State, get_state, list_states
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BenchmarkRecord",
-    "Context",
-    "InvalidOptionError",
-    "MacCountError",
-    "ModelInfo",
-    "Prepared",
-    "SizeReport",
-    "State",
-    "UnknownModelError",
-    "UnknownWeightsError",
-    "WeightsNotFoundError",
-    "__version__",
-    "count_macs",
-    "count_params",
-    "get_model",
-    "get_state",
-    "list_models",
-    "list_states",
-    "model_info",
-    "pick_architectures",
-    "serialized_bytes",
-    "size_report",
-    "validate_extra_info",
-]
+_LAZY = {
+    "InvalidOptionError": "errors", "MacCountError": "errors", "UnknownModelError": "errors",
+    "UnknownWeightsError": "errors", "WeightsNotFoundError": "errors",
+    "ModelInfo": "models", "get_model": "models", "list_models": "models", "model_info": "models",
+    "pick_architectures": "models",
+    "BenchmarkRecord": "record", "validate_extra_info": "record",
+    "SizeReport": "sizing", "count_macs": "sizing", "count_params": "sizing", "serialized_bytes": "sizing",
+    "size_report": "sizing",
+    "Context": "states", "Prepared": "states", "State": "states", "get_state": "states", "list_states": "states",
+}  # fmt: skip
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,7 +63,7 @@ def _pytest_args(args: argparse.Namespace, json_out: Path) -> list[str]:
     for flag, value in (("--is-states", args.states), ("--is-batch-size", args.batch_size),
                         ("--is-input-shape", args.input_shape), ("--is-eval", args.eval),
                         ("--is-calibration", args.calibration)):  # fmt: skip
-        if value:
+        if value is not None:
             out += [flag, value]
     if args.all_int8:
         out.append("--is-all-int8")
@@ -82,11 +82,14 @@ def _check(args: argparse.Namespace) -> None:
     if args.json:
         check_output_path(args.json, what="--json")
     check_output_path(Path(args.storage) / "run.json", what="--storage")
+    for flag, value in (("--states", args.states), ("--batch-size", args.batch_size)):
+        if value is not None and not split_values([value]):
+            raise ValueError(f"{flag} {value!r} names nothing; give comma-separated values or leave it out")
     states = [get_state(s) for s in split_values([args.states] if args.states else None) or DEFAULT_STATES]
     for raw in split_values([args.batch_size] if args.batch_size else None):
         if not raw.isdigit() or int(raw) < 1:
             raise ValueError(f"--batch-size {raw!r} is not valid; choices: positive integers such as 1, 8")
-    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    shape = parse_input_shape(args.input_shape) if args.input_shape is not None else None
     if ":" in args.model and shape is None:
         raise ValueError(f"model {args.model!r} is a factory: give its input shape, e.g. --input-shape 3,224,224")
     subject = subject_from_spec(args.model, input_shape=shape, eval_spec=args.eval, calibration_spec=args.calibration)

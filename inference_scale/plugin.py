@@ -10,6 +10,11 @@ model x state x batch. With ``--is-model`` and no test paths, it runs its own su
 
 Every option is checked in ``pytest_configure``, before any model is prepared; a bad one is a
 usage error of one line (exit code 4) that names the valid choices.
+
+The plugin is loaded in every pytest session of a repo that installs the package, so it costs
+nothing there: torch and the library are imported only when a session uses it (``--is-*``
+options, or tests that take its fixtures), and only such sessions get its ``machine_info``
+and reference workload.
 """
 
 from __future__ import annotations
@@ -18,22 +23,24 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import InferenceScaleError
-from .runtime import DEVICES, cpu_name, threads
-from .states import get_state
-from .subject import Subject, parse_input_shape, subject_from_spec
-from .suite import DEFAULT_STATES, Grid, Options, Session, make_cases, missing_input
+
+if TYPE_CHECKING:
+    from .subject import Subject
+    from .suite import Grid, Options, Session
 
 __all__ = ["SUITE_FILE", "is_options", "is_session", "split_values"]
 
 SUITE_FILE = Path(__file__).with_name("_suite_test.py")
 REFERENCE_ENV = "INFERENCE_SCALE_REFERENCE_SECONDS"
-_SUBJECTS = pytest.StashKey[dict[str, Subject]]()
+_SUBJECTS = pytest.StashKey[dict[str, "Subject"]]()
 _REFERENCE_START = pytest.StashKey[dict[str, float]]()
+_USED = pytest.StashKey[bool]()  # whether this session runs any of the plugin's benchmarks
+_FIXTURES = ("is_case", "is_options", "is_session")
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -56,8 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--is-states",
         action="append",
         metavar="SLUG[,SLUG]",
-        help=f"states to run (`inference-scale states` lists them; join with + to compose); "
-        f"default for a model no suite names: {','.join(DEFAULT_STATES)}",
+        help="states to run (`inference-scale states` lists them; join with + to compose); "
+        "default for a model no suite names: inference_scale.suite.DEFAULT_STATES",
     )
     add("--is-batch-size", action="append", metavar="N[,N]", help="batch sizes (repeatable or comma-separated)")
     add(
@@ -70,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:LOADER",
         help="a callable returning input batches for static int8 ranges (default: the eval inputs)",
     )
-    add("--is-device", default="cpu", help=f"device: {', '.join(DEVICES)} (default cpu)")
+    add("--is-device", default="cpu", help="device: cpu or cuda (default cpu)")
     add("--is-threads", type=int, default=1, help="intra-op threads, the same for every state and runtime (default 1)")
     add(
         "--is-no-compile",
@@ -96,15 +103,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _batches(config: pytest.Config) -> list[int]:
     out = []
-    for raw in split_values(config.getoption("--is-batch-size")):
+    given = config.getoption("--is-batch-size")
+    if given is not None and not split_values(given):
+        raise pytest.UsageError(f"--is-batch-size {given[-1]!r} names no batch size; choices: positive integers")
+    for raw in split_values(given):
         if not raw.isdigit() or int(raw) < 1:
             raise pytest.UsageError(f"--is-batch-size {raw!r} is not valid; choices: positive integers such as 1, 8")
         out.append(int(raw))
     return out
 
 
+def _given(config: pytest.Config) -> bool:
+    """Whether any --is-* option differs from its default."""
+    defaults = {"--is-device": "cpu", "--is-threads": 1, "--is-all-int8": False, "--is-no-compile": False,
+                "--is-cuda-events": 0, "--is-reference-seconds": None}  # fmt: skip
+    names = ("--is-model", "--is-input-shape", "--is-states", "--is-batch-size", "--is-eval", "--is-calibration")
+    return any(config.getoption(n) is not None for n in names) or any(
+        n != "--is-reference-seconds" and config.getoption(n) != d for n, d in defaults.items()
+    )
+
+
 def _check(config: pytest.Config) -> dict[str, Subject]:
     """Every option, checked; the user's models built and their loaders run once."""
+    from .runtime import DEVICES
+    from .states import get_state
+    from .subject import parse_input_shape, subject_from_spec
+    from .suite import DEFAULT_STATES, missing_input
+
     n = config.getoption("--is-threads")
     if n < 1:
         raise pytest.UsageError(f"--is-threads must be >= 1, got {n}")
@@ -117,12 +142,15 @@ def _check(config: pytest.Config) -> dict[str, Subject]:
     _batches(config)
     if config.getoption("--is-cuda-events") < 0:
         raise pytest.UsageError(f"--is-cuda-events must be >= 0, got {config.getoption('--is-cuda-events')}")
-    states = [get_state(s) for s in split_values(config.getoption("--is-states"))]
+    given = config.getoption("--is-states")
+    if given is not None and not split_values(given):
+        raise pytest.UsageError(f"--is-states {given[-1]!r} names no state; `inference-scale states` lists them")
+    states = [get_state(s) for s in split_values(given)]
     models = split_values(config.getoption("--is-model"))
     shape_text = config.getoption("--is-input-shape")
-    shape = parse_input_shape(shape_text) if shape_text else None
+    shape = parse_input_shape(shape_text) if shape_text is not None else None
     eval_spec, calib_spec = config.getoption("--is-eval"), config.getoption("--is-calibration")
-    if (eval_spec or calib_spec or shape) and not models:
+    if (eval_spec, calib_spec, shape) != (None, None, None) and not models:
         raise pytest.UsageError("--is-input-shape, --is-eval and --is-calibration describe a model: give --is-model")
     subjects = {}
     for spec in models:
@@ -136,6 +164,10 @@ def _check(config: pytest.Config) -> dict[str, Subject]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_USED] = False
+    if not _given(config):
+        config.stash[_SUBJECTS] = {}
+        return
     try:
         config.stash[_SUBJECTS] = _check(config)
     except InferenceScaleError as exc:
@@ -152,20 +184,28 @@ def _reference_seconds(config: pytest.Config) -> float:
     return float(config.getoption("--is-reference-seconds"))
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    from .reference import measure_reference
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note whether any collected test uses the plugin; if so, measure the reference workload
+    now, after collection and before the first timing."""
+    used = any(set(_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in items)
+    config.stash[_USED] = used
+    seconds = _reference_seconds(config)
+    if used and seconds > 0:
+        from .reference import measure_reference
 
-    seconds = _reference_seconds(session.config)
-    if seconds > 0:
-        session.config.stash[_REFERENCE_START] = measure_reference(seconds=seconds)
+        config.stash[_REFERENCE_START] = measure_reference(seconds=seconds)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    """Record what a saved run measured on, so compare can tell like from unlike."""
+    """Record what a saved run measured on, so compare can tell like from unlike (only in
+    sessions that ran the plugin's benchmarks: anyone else's runs are left as they are)."""
+    if not config.stash.get(_USED, False):
+        return
     import torch
     import torchvision
 
     from .reference import KEY, measure_reference
+    from .runtime import cpu_name
 
     device = config.getoption("--is-device")
     machine_info["inference_scale"] = {
@@ -188,6 +228,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     extended by --is-model, --is-states and --is-batch-size."""
     if "is_case" not in metafunc.fixturenames:
         return
+    from .suite import make_cases
+
     config = metafunc.config
     grids: list[Grid] = list(getattr(metafunc.module, "IS_GRIDS", ()))
     try:
@@ -205,6 +247,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def is_options(pytestconfig: pytest.Config) -> Iterator[Options]:
     """The run's settings; intra-op threads are pinned for the whole session and restored."""
+    from .runtime import threads
+    from .suite import Options
+
     n = int(pytestconfig.getoption("--is-threads"))
     with threads(n):
         yield Options(
@@ -221,6 +266,9 @@ def is_options(pytestconfig: pytest.Config) -> Iterator[Options]:
 def is_session(request: pytest.FixtureRequest) -> Session:
     """Models built once per module: the module's ``IS_SUBJECTS`` (name -> a function returning
     a :class:`Subject`), then the --is-model ones, then registry names (random weights)."""
+    from .subject import subject_from_spec
+    from .suite import Session
+
     own = getattr(request.module, "IS_SUBJECTS", {})
     user = request.config.stash.get(_SUBJECTS, {})
 

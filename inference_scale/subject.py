@@ -230,8 +230,8 @@ def subject_from_spec(
         name, family, kind, weights, input_shape = spec, info.family, info.kind, "random", shape
     shape = check_shape(input_shape)
     count_macs(model, shape)  # a shape the model cannot take fails here, with its message
-    data = load_eval(eval_spec, shape, build() if ":" not in spec else model) if eval_spec else None
-    calib = load_inputs(calibration_spec, shape) if calibration_spec else None
+    data = load_eval(eval_spec, shape, build() if ":" not in spec else model) if eval_spec is not None else None
+    calib = load_inputs(calibration_spec, shape) if calibration_spec is not None else None
     return Subject(
         name=name,
         family=family,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from inference_scale.cli import build_parser, main
 from inference_scale.models import KINDS, list_models
+from inference_scale.states import get_state
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 # Names the registry knows, as models, families or kinds: generated "unknown" names avoid them.
@@ -251,6 +252,54 @@ def test_fuzz_distill(paths: dict[str, str], data: st.DataObject) -> None:
 )
 def test_fuzz_ab(extra: list[str]) -> None:
     _check(["ab", *extra, "--", "tests/does_not_exist.py"])
+
+
+def _not_a_state(word: str) -> bool:
+    try:
+        get_state(word)
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bench(paths: dict[str, str], data: st.DataObject) -> None:
+    # Every example holds at least one bad value, so none of them starts a benchmark. Generated
+    # names never contain ':', which would import whatever module they happened to name.
+    plain = unknown_names.filter(lambda w: ":" not in w)
+    extra = data.draw(
+        st.one_of(
+            plain.map(lambda w: [w]),
+            plain.map(lambda w: [f"no_such_module_{w}:build", "--input-shape", "3,8,8"]),
+            st.just(["tests.test_plugin:USER_MODULE", "--input-shape", "3,8,8"]),  # a str, not a callable
+            words.filter(lambda w: _not_a_state(w) and "," not in w and w.strip() != "").map(
+                lambda w: ["lenet", "--states", f"fp32,{w}"]
+            ),
+            # no list of positive integers can hide in these (a digit-free word, or a number <= 0)
+            st.one_of(ints_outside(1), words.filter(lambda w: not any(c.isdigit() for c in w))).map(
+                lambda b: ["lenet", "--batch-size", b]
+            ),
+            st.one_of(ints_outside(1), not_numbers).map(lambda t: ["lenet", "--threads", t]),
+            unknown_names.filter(lambda d: d not in ("cpu", "cuda")).map(lambda d: ["lenet", "--device", d]),
+            st.one_of(not_numbers, st.sampled_from(["3,", ",3", "0,28,28", "1x-28", "1,28,28,"])).map(
+                lambda shape: ["lenet", "--input-shape", shape]
+            ),
+            st.integers(1, 27).map(lambda h: ["lenet", "--input-shape", f"1,{h},{h}"]),  # LeNet needs 28x28
+            st.sampled_from(["--eval", "--calibration"]).flatmap(
+                lambda f: st.one_of(plain, plain.map(lambda w: f"no_such_module_{w}:fn")).map(lambda v: ["lenet", f, v])
+            ),
+            st.sampled_from([paths["under_file"], paths["folder"]]).map(lambda p: ["lenet", "--json", p]),
+            st.just(["lenet", "--storage", paths["regular"]]),
+        )
+    )
+    _check(["bench", *extra])
+
+
+@FUZZ
+@given(st.one_of(words.map(lambda w: [f"--{w.strip('-') or 'x'}-bogus"]), unknown_names.map(lambda w: [w])))
+def test_fuzz_states(extra: list[str]) -> None:
+    _check(["states", *extra])
 
 
 def test_ab_refuses_an_unwritable_out(paths: dict[str, str]) -> None:
