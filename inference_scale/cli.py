@@ -7,14 +7,12 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from .ab import ABConfig
@@ -25,6 +23,7 @@ from .errors import InferenceScaleError
 from .models import KINDS, get_model, list_models, model_info, pick_architectures
 from .report import human
 from .sizing import size_report
+from .table import render
 
 __all__ = ["MAX_RESOLUTION", "build_parser", "main"]
 
@@ -69,17 +68,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(i) for i in infos], indent=2))
         return 0
-    table = Table(title=f"{len(infos)} models (MACs per sample at the eval resolution)")
-    for col in ("name", "family", "kind", "params", "MACs", "input", "acc@1", "MB"):
-        left = col in ("name", "family", "kind", "input")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for i in infos:
-        table.add_row(
-            i.name, i.family, i.kind, human(i.num_params), human(i.macs),
-            "x".join(map(str, i.input_shape)), "-" if i.acc1 is None else f"{i.acc1:.2f}",
-            "-" if i.file_size_mb is None else f"{i.file_size_mb:.1f}",
-        )  # fmt: skip
-    Console(width=max(Console().width, 110)).print(table)
+    rows = [
+        [i.name, i.family, i.kind, human(i.num_params), human(i.macs), "x".join(map(str, i.input_shape)),
+         "-" if i.acc1 is None else f"{i.acc1:.2f}", "-" if i.file_size_mb is None else f"{i.file_size_mb:.1f}"]
+        for i in infos
+    ]  # fmt: skip
+    columns = ("name", "family", "kind", "params", "MACs", "input", "acc@1", "MB")
+    title = f"{len(infos)} models (MACs per sample at the eval resolution)"
+    print(render(columns, rows, title=title, left=("name", "family", "kind", "input")))
     return 0
 
 
@@ -185,17 +181,17 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     )  # fmt: skip
     check_distillation(config)
     result = run_distillation(config, progress=not args.quiet)
-    table = Table(title=f"distillation on {args.dataset}, train fraction {args.train_fraction}, {args.seeds} seeds")
-    for col in ("model", "role", "accuracy (mean +- std)", "wins", "params", "MACs", "latency b1 (ms)"):
-        table.add_column(col, justify="left" if col in ("model", "role") else "right", no_wrap=True)
+    rows = []
     for key, name in (("teacher", args.teacher), ("student_ce", args.student), ("student_kd", args.student)):
         r = result[key]
         wins = f"{r['wins']}/{args.seeds}" if key == "student_kd" else "-"
-        table.add_row(
+        rows.append([
             name, key, f"{r['accuracy_mean']:.2%} +- {r['accuracy_std']:.2%}", wins, f"{r['params']:,}",
             f"{r['macs']:,}", f"{r['latency_ms_b1']:.3f}",
-        )  # fmt: skip
-    Console(width=max(Console().width, 110)).print(table)
+        ])  # fmt: skip
+    columns = ("model", "role", "accuracy (mean +- std)", "wins", "params", "MACs", "latency b1 (ms)")
+    title = f"distillation on {args.dataset}, train fraction {args.train_fraction}, {args.seeds} seeds"
+    print(render(columns, rows, title=title, left=("model", "role")))
     gain = result["student_kd"]["accuracy_mean"] - result["student_ce"]["accuracy_mean"]
     print(f"KD - CE: {gain * 100:+.2f} points, KD wins {result['student_kd']['wins']}/{args.seeds} seeds")
     if args.json:
@@ -388,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"inference-scale {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `inference-scale models | head`: the reader left; nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
+        return 0
     except Exception as exc:
         if debug:
             raise

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from .atomic import check_output_path
 from .runtime import DEVICES
+from .table import render
 
 __all__ = ["add_commands"]
 
@@ -41,12 +39,12 @@ def _cmd_states(args: argparse.Namespace) -> int:
              "devices": list(c.devices), "summary": c.summary()} for c in classes
         ], indent=2))  # fmt: skip
         return 0
-    table = Table(title=f"{len(classes)} states (join slugs with + to compose, e.g. prune-channels-50+int8-static)")
-    for col in ("slug", "family", "needs", "devices", "what it does"):
-        table.add_column(col, no_wrap=col != "what it does")
+    rows = [[c.pattern, c.family, ", ".join(sorted(c.needs)) or "-", ", ".join(c.devices)] for c in classes]
+    title = f"{len(classes)} states (join slugs with + to compose, e.g. prune-channels-50+int8-static)"
+    columns = ("slug", "family", "needs", "devices")
+    print(render(columns, rows, title=title, left=columns))
     for c in classes:
-        table.add_row(c.pattern, c.family, ", ".join(sorted(c.needs)) or "-", ", ".join(c.devices), c.summary())
-    Console(width=max(Console().width, 140)).print(table)
+        print(f"  {c.pattern}: {c.summary()}")
     return 0
 
 

@@ -78,8 +78,10 @@ class ModelInfo:
 
     @property
     def flops(self) -> int:
-        """FLOPs per sample = 2 x MACs."""
-        return 2 * self.macs
+        """FLOPs per sample (:func:`sizing.flops_from_macs`)."""
+        from .sizing import flops_from_macs
+
+        return flops_from_macs(self.macs)
 
 
 _LOCAL_MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {

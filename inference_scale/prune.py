@@ -18,9 +18,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from .cloning import clone
-from .data import Split
 from .errors import InferenceScaleError, InvalidOptionError
-from .train import train
 
 __all__ = [
     "METHODS",
@@ -30,7 +28,6 @@ __all__ = [
     "PruneRule",
     "SparseLinear",
     "SparsityReport",
-    "fine_tune",
     "make_permanent",
     "prunable_layers",
     "prune_by_type",
@@ -141,15 +138,6 @@ def make_permanent(model: nn.Module) -> nn.Module:
             if isinstance(hook, prune.BasePruningMethod):
                 prune.remove(module, hook._tensor_name)  # type: ignore[no-untyped-call]
     return permanent
-
-
-def fine_tune(
-    model: nn.Module, data: Split, *, epochs: int = 2, seed: int = 0, lr: float = 1e-3, progress: bool = True
-) -> nn.Module:
-    """A briefly retrained copy of a pruned model, to win back accuracy. The masks stay in force
-    (torch's pruning hook recomputes ``weight = weight_orig * weight_mask`` before every forward
-    and the gradient through the mask is zero), so fine-tune before ``make_permanent``."""
-    return train(model, data, epochs=epochs, seed=seed, lr=lr, progress=progress)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ or CSV) and PNG plots. Runs are files or storage ids (``0001``) under ``.benchma
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass
@@ -14,10 +13,9 @@ from .atomic import write_bytes_atomic
 from .runs import BadRunError, Bench, Run
 from .sizing import flops_from_macs
 from .states import state_sort_key
+from .table import render
 
 __all__ = ["Row", "format_rows", "human", "plot_rows", "rows_from_run"]
-
-FORMATS = ("table", "md", "csv")
 
 
 @dataclass(frozen=True)
@@ -136,33 +134,10 @@ def human(n: float | None, unit: str = "") -> str:
 
 def format_rows(rows: list[Row], fmt: str = "table") -> str:
     """The rows as a rich table (``table``), Markdown (``md``) or CSV (``csv``)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(_COLUMNS)
-        writer.writerows(_cells(r) for r in rows)
-        return out.getvalue().rstrip("\n")
-    if fmt == "md":
-        lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-        lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-        return "\n".join(lines)
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="inference-scale report (speedup vs fp32 at the same batch and device)")
-    for col in _COLUMNS:
-        table.add_column(col, justify="left" if col in ("model", "state") else "right", no_wrap=True)
-    previous = None
-    for row in rows:
-        if previous is not None and row.model != previous:
-            table.add_section()
-        table.add_row(*_cells(row))
-        previous = row.model
-    console = Console(file=io.StringIO(), width=160, force_terminal=False)
-    console.print(table)
-    return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined, no-any-return]
+    return render(
+        _COLUMNS, [_cells(r) for r in rows], fmt=fmt, left=("model", "state"), sections=[r.model for r in rows],
+        title="inference-scale report (speedup vs fp32 at the same batch and device)",
+    )  # fmt: skip
 
 
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

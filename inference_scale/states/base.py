@@ -172,7 +172,7 @@ class State:
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
         """None when this state can run ``model`` on ``device``, else why it cannot."""
