@@ -17,6 +17,7 @@ __all__ = [
     "UnknownWeightsError",
     "WeightsNotFoundError",
     "close_matches",
+    "did_you_mean",
 ]
 
 
@@ -30,6 +31,12 @@ def close_matches(name: str, choices: Iterable[str], *, n: int = 5) -> list[str]
         if choice not in found and (choice.startswith(name) or name.startswith(choice)):
             found.append(choice)
     return found
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> tuple[str, list[str]]:
+    """``"; did you mean: a, b?"`` (or ``""``) for an unknown ``name``, and the matches."""
+    near = close_matches(name, choices)
+    return (f"; did you mean: {', '.join(near)}?" if near else ""), near
 
 
 class InferenceScaleError(Exception):
@@ -51,8 +58,7 @@ class UnknownModelError(InferenceScaleError, ValueError):
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
         known = list(known)
-        near = close_matches(name, known)
-        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        hint, near = did_you_mean(name, known)
         super().__init__(
             f"unknown model {name!r}{hint} ({len(known)} models are registered; `inference-scale models` lists them)"
         )

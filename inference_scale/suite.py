@@ -51,7 +51,7 @@ DEFAULT_STATES: tuple[str, ...] = ("fp32", "channels-last", "bf16", "int8-static
 DEFAULT_BATCHES: tuple[int, ...] = (1, 8)
 CALIBRATION_IMAGES = 256  # from real data: the static ranges settle well before this
 RANDOM_CALIBRATION_IMAGES = 8  # random weights on random images: more adds nothing
-AGREEMENT_IMAGES = 16  # random images, where there is no eval data
+AGREEMENT_IMAGES = 8  # random images, where there is no eval data (random weights: a sanity check)
 SMOKE_EVAL_IMAGES = 64  # under --benchmark-disable: a check that it runs, not a figure
 CPU_WARMUP_CALLS = 2  # oneDNN builds its primitives and caches on the first call
 CUDA_WARMUP_SECONDS = 0.5  # clocks ramp and cuDNN autotunes: warm up by time, not by count
@@ -225,6 +225,8 @@ def quality(
     (cosine similarity of the logits, top-1 agreement) on the eval inputs or, without them,
     on seeded random images. The baseline's agreement with itself is not recorded."""
     data = subject.eval_data()
+    if data is None and baseline:
+        return {}  # no accuracy to measure, and agreement with itself says nothing
     limit = SMOKE_EVAL_IMAGES if opts.smoke else None
     x = (
         data.x[:limit]

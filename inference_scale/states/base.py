@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypedDict, TypeVar
 import torch
 from torch import nn
 
-from ..errors import InferenceScaleError, close_matches
+from ..errors import InferenceScaleError, did_you_mean
 from ..runtime import DEVICES, check_device, device_available, synchronize
 from ..sizing import count_macs, count_params, serialized_bytes
 from .slugs import COMPOUND_SEP, canonical_slug, pattern_regex
@@ -57,8 +57,7 @@ class UnknownStateError(InferenceScaleError, ValueError):
     """A slug that names no registered state; the message lists the closest slugs."""
 
     def __init__(self, slug: str, reason: str = "") -> None:
-        near = close_matches(slug, [s.example().slug for s in _REGISTRY] + [c.pattern for c in _REGISTRY])
-        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        hint, near = did_you_mean(slug, [s.example().slug for s in _REGISTRY] + [c.pattern for c in _REGISTRY])
         why = f" ({reason})" if reason else ""
         super().__init__(
             f"unknown state {slug!r}{why}{hint} (`inference-scale states` lists all; join slugs with + to compose)"

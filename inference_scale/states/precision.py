@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,6 +56,15 @@ def _eager(
     )
 
 
+def _native(name: str, device: str, cpu: Callable[[], bool], cuda: Callable[[], bool]) -> str | None:
+    """Why a number format is skipped on ``device``: no native support (emulated is slow)."""
+    if torch.device(device).type == "cpu" and not cpu():
+        return f"this CPU has no native {name} support (oneDNN reports none)"
+    if torch.device(device).type == "cuda" and not cuda():
+        return f"this GPU does not support {name}"
+    return None
+
+
 @register_state
 @dataclass(frozen=True)
 class FP32(State):
@@ -92,14 +102,9 @@ class BF16(State):
     family: ClassVar[str] = "precision"
 
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
-        reason = super().skip_reason(model, device=device, kind=kind)
-        if reason:
-            return reason
-        if torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return "this CPU has no native bf16 support (oneDNN reports none)"
-        if torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
-            return "this GPU does not support bf16"
-        return None
+        return super().skip_reason(model, device=device, kind=kind) or _native(
+            "bf16", device, torch.ops.mkldnn._is_mkldnn_bf16_supported, torch.cuda.is_bf16_supported
+        )
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _eager(self, model, ctx, autocast=torch.bfloat16)
@@ -116,12 +121,10 @@ class FP16(State):
     family: ClassVar[str] = "precision"
 
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
-        reason = super().skip_reason(model, device=device, kind=kind)
-        if reason:
-            return reason
-        if torch.device(device).type == "cpu" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
-            return "this CPU has no native fp16 support (oneDNN reports none)"
-        return None
+        # every CUDA GPU PyTorch supports has fp16 arithmetic
+        return super().skip_reason(model, device=device, kind=kind) or _native(
+            "fp16", device, torch.ops.mkldnn._is_mkldnn_fp16_supported, lambda: True
+        )
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _eager(self, model, ctx, cast=torch.float16)

@@ -37,20 +37,26 @@ def _l1(state: State, model: nn.Module, ctx: Context, pct: int, *, permanent: bo
     return _with(_eager(state, pruned, ctx, facts=dense_facts(pruned, ctx)), extras)
 
 
+@dataclass(frozen=True)
+class _Percent(State):
+    """A state with one parameter, a percentage in 1..99 (of weights or channels)."""
+
+    defaults: ClassVar[dict[str, int]] = {"pct": 50}
+    pct: int = 50
+
+    def __post_init__(self) -> None:
+        check_pct(self.pct)
+
+
 @register_state
 @dataclass(frozen=True)
-class PruneL1(State):
+class PruneL1(_Percent):
     """Global unstructured L1 pruning of {pct}% of the conv and linear weights, made permanent:
     a dense model with zeros. No faster on dense kernels; smaller as a sparse file."""
 
     pattern: ClassVar[str] = "prune-l1-{pct}"
     family: ClassVar[str] = "prune"
     chainable: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, int]] = {"pct": 50}
-    pct: int = 50
-
-    def __post_init__(self) -> None:
-        check_pct(self.pct)
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _l1(self, model, ctx, self.pct, permanent=True)
@@ -58,7 +64,7 @@ class PruneL1(State):
 
 @register_state
 @dataclass(frozen=True)
-class PruneL1Masked(State):
+class PruneL1Masked(_Percent):
     """As prune-l1-{pct}, but with torch's pruning masks still attached (a forward pre-hook
     multiplies each weight by its mask on every call): what pruning costs before it is made
     permanent."""
@@ -66,11 +72,6 @@ class PruneL1Masked(State):
     pattern: ClassVar[str] = "prune-l1-{pct}-masked"
     family: ClassVar[str] = "prune"
     chainable: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, int]] = {"pct": 50}
-    pct: int = 50
-
-    def __post_init__(self) -> None:
-        check_pct(self.pct)
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _l1(self, model, ctx, self.pct, permanent=False)
@@ -90,7 +91,7 @@ def _csr_copy(model: nn.Module) -> nn.Module:
 
 @register_state
 @dataclass(frozen=True)
-class CSR(State):
+class CSR(_Percent):
     """Unstructured L1 pruning of {pct}% of the weights, then every nn.Linear stored and run as
     CSR (torch.sparse.mm). Pays off only at high sparsity; the bytes are the sparse file's."""
 
@@ -99,9 +100,6 @@ class CSR(State):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     defaults: ClassVar[dict[str, int]] = {"pct": 90}
     pct: int = 90
-
-    def __post_init__(self) -> None:
-        check_pct(self.pct)
 
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
         if not any(isinstance(m, nn.Linear) for m in model.modules()):
@@ -119,7 +117,7 @@ class CSR(State):
 
 @register_state
 @dataclass(frozen=True)
-class PruneChannels(State):
+class PruneChannels(_Percent):
     """Structured L1 pruning of {pct}% of the channels of every conv and linear layer but the
     classifier (Torch-Pruning's DependencyGraph keeps residuals consistent): a smaller dense
     model, with fewer MACs and really faster."""
@@ -128,11 +126,6 @@ class PruneChannels(State):
     family: ClassVar[str] = "prune"
     chainable: ClassVar[bool] = True
     needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
-    defaults: ClassVar[dict[str, int]] = {"pct": 50}
-    pct: int = 50
-
-    def __post_init__(self) -> None:
-        check_pct(self.pct)
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         pruned = prune_channels(model, self.pct / 100, example_inputs=ctx.example[:1])
