@@ -41,6 +41,7 @@ _SUBJECTS = pytest.StashKey[dict[str, "Subject"]]()
 _REFERENCE_START = pytest.StashKey[dict[str, float]]()
 _USED = pytest.StashKey[bool]()  # whether this session runs any of the plugin's benchmarks
 _FIXTURES = ("is_case", "is_options", "is_session")
+_DEFAULTS: dict[str, object] = {"--is-device": "cpu", "--is-threads": 1, "--is-cuda-events": 0}
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -77,8 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="MODULE:LOADER",
         help="a callable returning input batches for static int8 ranges (default: the eval inputs)",
     )
-    add("--is-device", default="cpu", help="device: cpu or cuda (default cpu)")
-    add("--is-threads", type=int, default=1, help="intra-op threads, the same for every state and runtime (default 1)")
+    add("--is-device", default=_DEFAULTS["--is-device"], help="device: cpu or cuda (default cpu)")
+    add("--is-threads", type=int, default=_DEFAULTS["--is-threads"],
+        help="intra-op threads, the same for every state and runtime (default 1)")  # fmt: skip
     add(
         "--is-no-compile",
         action="store_true",
@@ -87,7 +89,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--is-cuda-events",
         type=int,
-        default=0,
+        default=_DEFAULTS["--is-cuda-events"],
         metavar="N",
         help="on CUDA, also time N calls with CUDA events in the same process (cuda_event_median_s)",
     )
@@ -114,12 +116,12 @@ def _batches(config: pytest.Config) -> list[int]:
 
 
 def _given(config: pytest.Config) -> bool:
-    """Whether any --is-* option differs from its default."""
-    defaults = {"--is-device": "cpu", "--is-threads": 1, "--is-all-int8": False, "--is-no-compile": False,
-                "--is-cuda-events": 0, "--is-reference-seconds": None}  # fmt: skip
-    names = ("--is-model", "--is-input-shape", "--is-states", "--is-batch-size", "--is-eval", "--is-calibration")
-    return any(config.getoption(n) is not None for n in names) or any(
-        n != "--is-reference-seconds" and config.getoption(n) != d for n, d in defaults.items()
+    """Whether any --is-* option that needs checking differs from its default (None, False or
+    the value in :data:`_DEFAULTS`)."""
+    flags = ("--is-model", "--is-input-shape", "--is-states", "--is-batch-size", "--is-eval", "--is-calibration",
+             "--is-all-int8", "--is-no-compile")  # fmt: skip
+    return any(config.getoption(n) not in (None, False) for n in flags) or any(
+        config.getoption(n) != d for n, d in _DEFAULTS.items()
     )
 
 
@@ -136,9 +138,6 @@ def _check(config: pytest.Config) -> dict[str, Subject]:
     device = config.getoption("--is-device")
     if device not in DEVICES:
         raise pytest.UsageError(f"--is-device {device!r} is not valid; choices: {', '.join(DEVICES)}")
-    seconds = config.getoption("--is-reference-seconds")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise pytest.UsageError(f"--is-reference-seconds must be >= 0, got {seconds}")
     _batches(config)
     if config.getoption("--is-cuda-events") < 0:
         raise pytest.UsageError(f"--is-cuda-events must be >= 0, got {config.getoption('--is-cuda-events')}")
@@ -165,6 +164,9 @@ def _check(config: pytest.Config) -> dict[str, Subject]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_USED] = False
+    seconds = config.getoption("--is-reference-seconds")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"--is-reference-seconds must be >= 0, got {seconds}")
     if not _given(config):
         config.stash[_SUBJECTS] = {}
         return

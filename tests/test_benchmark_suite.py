@@ -12,6 +12,11 @@ from typing import Any
 
 import pytest
 
+# Imported before any in-process pytester run, which restores sys.modules afterwards: torch's
+# extensions and operator libraries cannot be loaded a second time in one process.
+import inference_scale.quantize.model
+import inference_scale.subject
+import inference_scale.suite  # noqa: F401
 from inference_scale.record import validate_extra_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +38,7 @@ def collect(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         (["--is-threads", "0"], "--is-threads must be >= 1"),
         (["--is-states", "channels_lastt"], "did you mean: channels-last"),
         (["--is-eval", "x:y"], "give --is-model"),
+        (["--is-reference-seconds", "-1"], "--is-reference-seconds must be >= 0"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, option: list[str], message: str) -> None:

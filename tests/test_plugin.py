@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 
+# Imported before any in-process pytester run, which restores sys.modules afterwards: torch's
+# extensions and operator libraries cannot be loaded a second time in one process.
+import inference_scale.quantize.model
+import inference_scale.subject
+import inference_scale.suite  # noqa: F401
 from inference_scale.record import validate_extra_info
 
 USER_MODULE = """
