@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -31,8 +31,7 @@ class Compile(State):
         eager = _eager(self, model, ctx)
         if not ctx.compile:
             return replace(eager, extras={"compiled": False})
-        module = eager.module
-        assert isinstance(module, nn.Module)
+        module = cast(nn.Module, eager.module)  # _eager always runs an nn.Module
         # dynamic=False: one static graph for the timed shape, as a deployment would pin it.
         compiled = torch.compile(module, dynamic=False)
         start = time.perf_counter()

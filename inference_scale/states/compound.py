@@ -76,15 +76,11 @@ class Compound(State):
         if ctx.teacher is None:
             step_ctx = dataclasses.replace(ctx, teacher=model)
         extras: dict[str, Any] = {}
-        prepared: Prepared | None = None
-        for i, part in enumerate(self.parts):
-            last = i == len(self.parts) - 1
+        *first, final = self.parts
+        for i, part in enumerate(first):
             # Non-final parts are applied on the CPU in fp32: the device move comes at the end.
-            part_ctx = step_ctx if last else dataclasses.replace(step_ctx, device="cpu")
-            prepared = part(current, part_ctx)
+            prepared = part(current, dataclasses.replace(step_ctx, device="cpu"))
             extras.update(prepared.extras)
-            if last:
-                break
             if prepared.float_module is None:
                 raise MissingInputError(
                     f"{part.slug} does not produce a float nn.Module, so it can only end a compound, not precede "
@@ -95,5 +91,6 @@ class Compound(State):
                 raise MissingInputError(f"{part.slug} changes the number format, so it can only end a compound")
             # The next part measures the model as this one left it: its MACs, not the source's.
             step_ctx = dataclasses.replace(step_ctx, macs=prepared.macs)
-        assert prepared is not None
+        prepared = final(current, step_ctx)
+        extras.update(prepared.extras)
         return dataclasses.replace(prepared, slug=self.slug, extras={**extras, "parts": [p.slug for p in self.parts]})

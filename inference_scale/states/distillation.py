@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from torch import nn
 
+from ..data import Split
 from ..distill import DistillConfig, kd_loss, teacher_logits
 from ..train import train
 from .base import Context, MissingInputError, Prepared, State, register_state
@@ -30,17 +31,22 @@ class KD(State):
     needs: ClassVar[frozenset[str]] = frozenset({"training_data", "teacher"})
     epochs: ClassVar[int] = 10
 
-    def check_context(self, ctx: Context) -> None:
-        super().check_context(ctx)
+    def _inputs(self, ctx: Context) -> tuple[nn.Module, Split]:
+        """The teacher and the training split, or a :class:`MissingInputError` naming what lacks."""
+        super().check_context(ctx)  # the training data
         if ctx.teacher is None:
             raise MissingInputError(f"state {self.slug!r} needs a teacher model (in a compound, the source model)")
+        return ctx.teacher, ctx.training
+
+    def check_context(self, ctx: Context) -> None:
+        self._inputs(ctx)
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
-        assert ctx.teacher is not None and ctx.training is not None
+        teacher, training = self._inputs(ctx)
         defaults = DistillConfig(cache_dir=None)
-        soft = teacher_logits(ctx.teacher, ctx.training.x_train, progress=ctx.progress)
+        soft = teacher_logits(teacher, training.x_train, progress=ctx.progress)
         loss = functools.partial(kd_loss, temperature=defaults.temperature, alpha=defaults.alpha)
         student = train(
-            model, ctx.training, epochs=self.epochs, seed=0, loss=loss, teacher_logits=soft, progress=ctx.progress
+            model, training, epochs=self.epochs, seed=0, loss=loss, teacher_logits=soft, progress=ctx.progress
         )
         return _eager(self, student, ctx)
