@@ -9,8 +9,9 @@ baseline is timed in the same run, right before its other states at that batch s
 * CSR on a 1024x1024 Linear (pays off only at high sparsity).
 
 Compile cost sets two defaults. Inductor needs minutes per model and batch size on a 2-core
-machine with a cold cache, so transformers get int8-dynamic uncompiled and no int8-static
-unless --is-all-int8; under --benchmark-disable (the CI smoke run) nothing is compiled.
+machine with a cold cache, so transformers get neither int8-static nor int8-dynamic (which is
+only fast compiled) unless --is-all-int8; under --benchmark-disable (the CI smoke run) nothing
+is compiled.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from benchmarks._harness import lenet_subject, linear_subject
 from inference_scale._suite_test import test_state
 from inference_scale.models import pick_architectures
 from inference_scale.states import list_states
+from inference_scale.states.pruning import CSR, PruneChannels, PruneL1, PruneL1Masked
 from inference_scale.suite import Grid
 
 __all__ = ["IS_GRIDS", "IS_SUBJECTS", "test_state"]
@@ -28,9 +30,11 @@ __all__ = ["IS_GRIDS", "IS_SUBJECTS", "test_state"]
 PRECISION_AND_INT8 = tuple(c.example().slug for c in list_states() if c.family in ("precision", "quantize"))
 
 IS_SUBJECTS = {"lenet": lenet_subject, "linear-1024": linear_subject}
+# The pruning grids name their states through the registry's classes; each grid's fp32
+# baseline is added by make_cases (first, once per model and batch).
 IS_GRIDS = [
     Grid((*pick_architectures(), "lenet"), PRECISION_AND_INT8, (1, 8)),
-    Grid(("resnet50",), ("fp32", "prune-channels-30", "prune-channels-50"), (1, 8)),
-    Grid(("lenet",), ("fp32", *(f"prune-l1-{p}{m}" for p in (20, 50, 90) for m in ("-masked", ""))), (100,)),
-    Grid(("linear-1024",), ("fp32", "csr-90", "csr-95", "csr-99"), (1, 32)),
+    Grid(("resnet50",), tuple(PruneChannels(pct=p).slug for p in (30, 50)), (1, 8)),
+    Grid(("lenet",), tuple(s(pct=p).slug for p in (20, 50, 90) for s in (PruneL1Masked, PruneL1)), (100,)),
+    Grid(("linear-1024",), tuple(CSR(pct=p).slug for p in (90, 95, 99)), (1, 32)),
 ]

@@ -38,32 +38,39 @@ def _quantized(state: State, model: nn.Module, ctx: Context, config: Any) -> Pre
     return Prepared(slug=state.slug, module=q, device=ctx.device, dtype="int8", extras=extras, **facts)
 
 
+@dataclass(frozen=True)
+class _Int8(State):
+    """An int8 state: its :mod:`inference_scale.quantize` config, run on the CPU's int8 kernels."""
+
+    family: ClassVar[str] = "quantize"
+    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    config_type: ClassVar[type[Any]]  # a quantize config class, built with its defaults
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        return _quantized(self, model, ctx, self.config_type())
+
+
 @register_state
 @dataclass(frozen=True)
-class Int8Static(State):
+class Int8Static(_Int8):
     """Static int8 through torchao's PT2E flow (X86InductorQuantizer, calibrated activation
     ranges), compiled with inductor: the fast CPU path for conv nets. The export is specialized
     to the example's batch size."""
 
     pattern: ClassVar[str] = "int8-static"
-    family: ClassVar[str] = "quantize"
-    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
-    devices: ClassVar[tuple[str, ...]] = ("cpu",)
-
-    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
-        return _quantized(self, model, ctx, StaticInt8())
+    config_type = StaticInt8
 
 
 @register_state
 @dataclass(frozen=True)
-class Int8Dynamic(State):
+class Int8Dynamic(_Int8):
     """Dynamic int8 (torchao): int8 nn.Linear weights, activations quantized per token at run
     time; for models whose parameters are mostly in nn.Linear (transformers)."""
 
     pattern: ClassVar[str] = "int8-dynamic"
-    family: ClassVar[str] = "quantize"
     needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
-    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    config_type = DynamicInt8
     min_linear_share: ClassVar[float] = 0.5
 
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
@@ -72,20 +79,12 @@ class Int8Dynamic(State):
             return f"dynamic int8 covers nn.Linear only, which holds {share:.0%} of this model's parameters"
         return super().skip_reason(model, device=device, kind=kind)
 
-    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
-        return _quantized(self, model, ctx, DynamicInt8())
-
 
 @register_state
 @dataclass(frozen=True)
-class Int8StaticFX(State):
+class Int8StaticFX(_Int8):
     """Static int8 through torch.ao's FX graph mode (prepare_fx/convert_fx, x86 backend), the
     older eager-runnable path, kept for comparison."""
 
     pattern: ClassVar[str] = "int8-static-fx"
-    family: ClassVar[str] = "quantize"
-    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
-    devices: ClassVar[tuple[str, ...]] = ("cpu",)
-
-    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
-        return _quantized(self, model, ctx, StaticInt8FX())
+    config_type = StaticInt8FX
