@@ -17,6 +17,7 @@ from typing import Any
 from . import __version__
 from .ab import ABConfig
 from .atomic import check_output_path
+from .cli_advise import add_advise
 from .cli_bench import add_commands
 from .distill import DistillConfig
 from .errors import InferenceScaleError
@@ -104,7 +105,8 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import format_rows, plot_rows, rows_from_run
+    from .plots import plot_rows
+    from .report import fastest_lines, format_rows, rows_from_run
     from .runs import BadRunError, find_run, load_run
 
     if args.plot:
@@ -120,6 +122,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if args.format == "table":
             print(f"run: {path}")
         print(format_rows(rows, args.format))
+        if args.format == "table":
+            print("\n".join(fastest_lines(rows)))
         if args.plot:
             for png in plot_rows(rows, Path(args.plot)):
                 print(f"wrote {png}", file=sys.stderr)
@@ -343,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_distill)
 
     add_commands(sub, _add_parser, _POSITIVE_INT)
+    add_advise(sub, _add_parser, _POSITIVE_INT, _PARAM_COUNT)
     return parser
 
 

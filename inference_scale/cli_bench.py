@@ -56,7 +56,7 @@ def _pytest_args(args: argparse.Namespace, json_out: Path) -> list[str]:
         f"--benchmark-storage={Path(args.storage).resolve()}", f"--benchmark-json={json_out}",
         f"--rootdir={Path.cwd()}", "-p", "no:cacheprovider", "--benchmark-sort=name",
         "--benchmark-columns=median,iqr,ops,rounds", "--is-model", args.model,
-        "--is-device", args.device, "--is-threads", str(args.threads),
+        "--is-device", args.device, "--is-threads", str(args.threads), "--is-seeds", str(args.seeds),
     ]  # fmt: skip
     for flag, value in (("--is-states", args.states), ("--is-batch-size", args.batch_size),
                         ("--is-input-shape", args.input_shape), ("--is-eval", args.eval),
@@ -139,7 +139,9 @@ def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], p
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="intra-op threads, the same for every state (default 1)")  # fmt: skip
-    p.add_argument("--all-int8", action="store_true", help="compile int8 on transformers too (minutes per graph)")
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="states that train (kd) run once per seed; accuracy is their mean (default 3)")  # fmt: skip
+    p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")
     p.add_argument("--json", metavar="OUT", help="also write the run's pytest-benchmark JSON here")
     p.add_argument("--storage", default=".benchmarks", help="where the run is saved (default .benchmarks)")

@@ -41,7 +41,7 @@ _SUBJECTS = pytest.StashKey[dict[str, "Subject"]]()
 _REFERENCE_START = pytest.StashKey[dict[str, float]]()
 _USED = pytest.StashKey[bool]()  # whether this session runs any of the plugin's benchmarks
 _FIXTURES = ("is_case", "is_options", "is_session")
-_DEFAULTS: dict[str, object] = {"--is-device": "cpu", "--is-threads": 1, "--is-cuda-events": 0}
+_DEFAULTS: dict[str, object] = {"--is-device": "cpu", "--is-threads": 1, "--is-cuda-events": 0, "--is-seeds": 3}
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -87,6 +87,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the compiled states (int8-static, int8-dynamic, compile) eager: a quick look, not their speed",
     )
     add(
+        "--is-seeds",
+        type=int,
+        default=_DEFAULTS["--is-seeds"],
+        metavar="N",
+        help="states that train (kd, and compounds with it) run once per seed; accuracy is the mean (default 3)",
+    )
+    add(
         "--is-cuda-events",
         type=int,
         default=_DEFAULTS["--is-cuda-events"],
@@ -96,7 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--is-all-int8",
         action="store_true",
-        help="compile int8 on transformers too (minutes of inductor compile per graph on a small CPU)",
+        help="run inductor-compiled states (int8, compile) on transformers too (minutes per graph on a small CPU)",
     )
     add("--is-reference-seconds", type=float, default=float(os.environ.get(REFERENCE_ENV, 0.5)), metavar="S",
         help="seconds per reference workload (GEMM, conv) at the start and end of a timed run, to see machine "
@@ -139,6 +146,8 @@ def _check(config: pytest.Config) -> dict[str, Subject]:
     if device not in DEVICES:
         raise pytest.UsageError(f"--is-device {device!r} is not valid; choices: {', '.join(DEVICES)}")
     _batches(config)
+    if config.getoption("--is-seeds") < 1:
+        raise pytest.UsageError(f"--is-seeds must be >= 1, got {config.getoption('--is-seeds')}")
     if config.getoption("--is-cuda-events") < 0:
         raise pytest.UsageError(f"--is-cuda-events must be >= 0, got {config.getoption('--is-cuda-events')}")
     given = config.getoption("--is-states")
@@ -261,6 +270,7 @@ def is_options(pytestconfig: pytest.Config) -> Iterator[Options]:
             compile=not pytestconfig.getoption("--is-no-compile"),
             all_int8=bool(pytestconfig.getoption("--is-all-int8")),
             cuda_events=int(pytestconfig.getoption("--is-cuda-events")),
+            seeds=int(pytestconfig.getoption("--is-seeds")),
         )
 
 

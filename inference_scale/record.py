@@ -38,6 +38,8 @@ class BenchmarkRecord:
     bytes: int
     input_shape: list[int]
     weights: str = "random"
+    runtime: str = "torch"  # what executes the model: torch, onnxruntime, openvino
+    runtime_version: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,21 +1,18 @@
 """Read saved pytest-benchmark JSON and show it: a table grouped by model (terminal, Markdown
-or CSV) and PNG plots. Runs are files or storage ids (``0001``) under ``.benchmarks/``."""
+or CSV), with the fastest state of each model and batch marked across runtimes (plots are in
+:mod:`.plots`). Runs are files or storage ids (``0001``) under ``.benchmarks/``."""
 
 from __future__ import annotations
 
-import io
-import math
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from .atomic import write_bytes_atomic
 from .runs import BadRunError, Bench, Run
 from .sizing import flops_from_macs
 from .states import state_sort_key
 from .table import render
 
-__all__ = ["Row", "format_rows", "human", "plot_rows", "rows_from_run"]
+__all__ = ["Row", "fastest_lines", "format_rows", "human", "rows_from_run"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,17 @@ class Row:
     bytes: int | None
     accuracy: float | None
     speedup: float | None
+    runtime: str | None = None  # "onnxruntime 1.32.0"; None: not recorded (torch, before peers)
+    cosine: float | None = None  # logit cosine against fp32
+    top1: float | None = None  # top-1 agreement with fp32
+    fastest: bool = False  # the fastest state of its model, batch and device in this run
+
+    @property
+    def quality(self) -> str:
+        """Accuracy where the run measured it, else agreement with fp32 (logit cosine)."""
+        if self.accuracy is not None:
+            return f"acc {self.accuracy:.2%}"
+        return "-" if self.cosine is None else f"cos {self.cosine:.5f}"
 
     @property
     def images_per_s(self) -> float | None:
@@ -79,22 +87,50 @@ def rows_from_run(run: Run) -> list[Row]:
             continue
         key = (info["model"], str(info["batch_size"]), info["device"])
         base = baselines.get((bench.func, *key), baselines.get(key))
-        accuracy = info.get("accuracy")
+        accuracy, cosine, top1 = info.get("accuracy"), info.get("cosine_vs_fp32"), info.get("top1_agreement")
+        runtime = f"{info.get('runtime', 'torch')} {info.get('runtime_version', '')}".strip()
         rows.append(
             Row(
                 name=bench.name, model=info["model"], family=info["family"], state=info["state"],
                 batch=info["batch_size"], device=info["device"], median_s=bench.median, iqr_s=bench.iqr,
                 params=info["params"], macs=info["macs"], bytes=info["bytes"],
                 accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
-                speedup=None if base is None else base / bench.median,
+                speedup=None if base is None else base / bench.median, runtime=runtime,
+                cosine=float(cosine) if isinstance(cosine, (int, float)) else None,
+                top1=float(top1) if isinstance(top1, (int, float)) else None,
             )
         )  # fmt: skip
-    return sorted(rows, key=lambda r: (r.model, r.batch or 0, state_sort_key(r.state), r.name))
+    return _mark_fastest(sorted(rows, key=lambda r: (r.model, r.batch or 0, state_sort_key(r.state), r.name)))
+
+
+def _mark_fastest(rows: list[Row]) -> list[Row]:
+    """Flag, per model, batch and device, the row with the lowest median across every state
+    and runtime (rows without our record have no batch and are never flagged)."""
+    best: dict[tuple[str, int, str | None], Row] = {}
+    for row in rows:
+        if row.batch is None:
+            continue
+        key = (row.model, row.batch, row.device)
+        if key not in best or row.median_s < best[key].median_s:
+            best[key] = row
+    chosen = {id(r) for r in best.values()}
+    return [dataclasses.replace(r, fastest=True) if id(r) in chosen else r for r in rows]
+
+
+def fastest_lines(rows: list[Row]) -> list[str]:
+    """One line per model and batch: its fastest state, runtime, speedup and quality."""
+    return [
+        f"fastest {r.model} b{r.batch}: {r.state} ({r.runtime or 'torch'}) {r.median_s * 1e3:.3g} ms, "
+        f"{'-' if r.speedup is None else f'{r.speedup:.2f}x'} vs fp32, {r.quality}"
+        for r in rows
+        if r.fastest
+    ]
 
 
 _COLUMNS = (
     "model",
     "state",
+    "runtime",
     "batch",
     "median ms",
     "IQR ms",
@@ -104,6 +140,7 @@ _COLUMNS = (
     "MACs",
     "MB",
     "acc",
+    "cos vs fp32",
     "GFLOP/s",
 )
 
@@ -114,11 +151,12 @@ def _num(value: float | None, spec: str) -> str:
 
 def _cells(row: Row) -> list[str]:
     return [
-        row.model, row.state, _num(row.batch, "d"), f"{row.median_s * 1e3:.3f}",
+        row.model, f"{row.state} *" if row.fastest else row.state, row.runtime or "-", _num(row.batch, "d"),
+        f"{row.median_s * 1e3:.3f}",
         _num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), _num(row.images_per_s, ".1f"),
         "-" if row.speedup is None else f"{row.speedup:.2f}x", _num(row.params, ","), human(row.macs),
         _num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
-        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.gflops, ".1f"),
+        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.cosine, ".5f"), _num(row.gflops, ".1f"),
     ]  # fmt: skip
 
 
@@ -136,79 +174,5 @@ def format_rows(rows: list[Row], fmt: str = "table") -> str:
     """The rows as a rich table (``table``), Markdown (``md``) or CSV (``csv``)."""
     return render(
         _COLUMNS, [_cells(r) for r in rows], fmt=fmt, left=("model", "state"), sections=[r.model for r in rows],
-        title="inference-scale report (speedup vs fp32 at the same batch and device)",
+        title="inference-scale report (speedup vs fp32 at the same batch and device; * fastest state)",
     )  # fmt: skip
-
-
-def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points no other point beats on both axes (smaller is better on both)."""
-    front, best = [], math.inf
-    for x, y in sorted(points):
-        if y < best:
-            front.append((x, y))
-            best = y
-    return front
-
-
-def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
-    """Three PNGs: throughput vs parameters by family (fp32 rows), latency vs bytes per state
-    with the Pareto frontier, and speedup bars per model. Returns the files written."""
-    # Only benchmarks with this project's record have sizes to plot; check before any file is written.
-    rows = [r for r in rows if r.params is not None and r.bytes is not None and r.batch is not None]
-    if not rows:
-        raise BadRunError("nothing to plot: no benchmark carries an inference-scale record (params, bytes, batch)")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for family in sorted({r.family or "-" for r in rows}):
-        pts = [r for r in rows if (r.family or "-") == family and r.state == "fp32"]
-        if pts:
-            ax.scatter([r.params or 0 for r in pts], [r.images_per_s or 0 for r in pts], label=family)
-            for r in pts:
-                ax.annotate(f"{r.model} b{r.batch}", (r.params, r.images_per_s), fontsize=7)
-    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="images / s (fp32)", title="Throughput vs size")
-    ax.legend(fontsize=8)
-    written.append(_save(fig, out_dir / "throughput_vs_params.png"))
-
-    # one batch size (the smallest: single-request latency) so points compare like with like
-    small = min(r.batch or 0 for r in rows)
-    at_batch = [r for r in rows if r.batch == small]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    colours = plt.get_cmap("tab20")
-    for i, state in enumerate(sorted({r.state for r in at_batch})):
-        pts = [r for r in at_batch if r.state == state]
-        marker = "osD^v<>"[i // 20 % 7] if i >= 20 else "o"
-        ax.scatter([(r.bytes or 0) / 1e6 for r in pts], [r.median_s * 1e3 for r in pts], label=state, s=22,
-                   color=colours(i % 20), marker=marker)  # fmt: skip
-    front = _pareto([((r.bytes or 0) / 1e6, r.median_s * 1e3) for r in at_batch])
-    ax.plot(*zip(*front, strict=True), "k--", lw=1, label="Pareto frontier")
-    ax.set(xscale="log", yscale="log", xlabel="checkpoint MB", ylabel="median latency (ms)",
-           title=f"Latency vs size at batch {small}")  # fmt: skip
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    written.append(_save(fig, out_dir / "latency_vs_bytes.png"))
-
-    fig, ax = plt.subplots(figsize=(9, 5))
-    bars = [r for r in rows if r.speedup is not None and r.state != "fp32"]
-    ax.barh([f"{r.model} {r.state} b{r.batch}" for r in bars], [r.speedup or 0 for r in bars])
-    ax.axvline(1.0, color="k", lw=1)
-    ax.set(xlabel="speedup vs fp32 (x)", title="Speedup per model and state")
-    ax.tick_params(axis="y", labelsize=7)
-    written.append(_save(fig, out_dir / "speedup.png"))
-    return written
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes_atomic(buffer.getvalue(), path)  # a reader never sees half a PNG
-    return path

@@ -200,8 +200,10 @@ def subject_from_spec(
     eval_spec: str | None = None,
     calibration_spec: str | None = None,
 ) -> Subject:
-    """A :class:`Subject` for a registry name (random weights, seed 0) or ``module:factory``.
-    Builds the model once to check it (and the loaders against it)."""
+    """A :class:`Subject` for a registry name (random weights, seed 0; the digit models of
+    :mod:`.trained` come trained on MNIST digits, with their test split as eval data, unless
+    loaders or a shape are given) or ``module:factory``. Builds the model once to check it
+    (and the loaders against it)."""
     from .models import get_model, model_info
     from .sizing import check_shape, count_macs
 
@@ -216,6 +218,10 @@ def subject_from_spec(
             torch.manual_seed(0)  # a factory that draws random weights draws the same ones
             return _call_factory(factory, spec)
     else:
+        from .trained import TRAINING_EPOCHS, digits_subject
+
+        if spec in TRAINING_EPOCHS and (input_shape, eval_spec, calibration_spec) == (None, None, None):
+            return digits_subject(spec)  # trained here on real digits, so its records carry accuracy
         try:
             info = model_info(spec)
         except UnknownModelError as exc:

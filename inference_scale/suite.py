@@ -22,6 +22,7 @@ from torch import nn
 
 from .ab import BLOCK_TIME_ENV
 from .ab import PLUGIN as AB_PLUGIN
+from .errors import InferenceScaleError
 from .record import BenchmarkRecord
 from .sizing import count_macs
 from .states import Context, MissingInputError, Prepared, State, get_state
@@ -120,6 +121,7 @@ class Options:
     compile: bool = True
     all_int8: bool = False
     cuda_events: int = 0  # on CUDA, also time this many calls with CUDA events (tools/gpu_check.sh)
+    seeds: int = 3  # states that train (kd) are applied once per seed; accuracy is their mean
 
 
 @dataclass
@@ -186,7 +188,12 @@ def example_input(subject: Subject, batch: int) -> torch.Tensor:
 
 
 def missing_input(state: State, subject: Subject) -> str | None:
-    """What ``subject`` lacks for ``state`` (None when nothing): checked before any work."""
+    """What ``subject`` lacks for ``state`` (None when nothing): checked before any work on
+    the states a user names, so a missing runtime package is an error there (in a grid, the
+    state skips with the same reason)."""
+    unavailable = state.unavailable()
+    if unavailable:
+        return f"{subject.name}: {unavailable}"
     no_data = subject.calibration() is None and subject.eval_data() is None
     if "calibration" in state.needs and no_data and not subject.random_calibration:
         return (
@@ -206,6 +213,10 @@ def skip_reason(state: State, subject: Subject, model: nn.Module, opts: Options)
         return reason
     parts = state.slug.split("+")
     if subject.kind == "transformer" and not opts.all_int8:
+        if any(p.startswith("compile") for p in parts):
+            return (
+                "inductor needs minutes per batch size to compile a transformer on a small CPU; --is-all-int8 runs it"
+            )
         if "int8-static" in parts:
             return (
                 "static PT2E int8 on a transformer needs minutes of inductor compile per batch size; "
@@ -318,7 +329,8 @@ def time_prepared(
         model=subject.name, family=subject.family, kind=subject.kind, state=prepared.slug, batch_size=len(x),
         device=opts.device, threads=opts.threads, dtype=prepared.dtype, params=prepared.params,
         nonzero_params=prepared.nonzero_params, macs=prepared.macs, bytes=prepared.bytes,
-        input_shape=list(subject.input_shape), weights=subject.weights, extras={**prepared.extras, **(extras or {})},
+        input_shape=list(subject.input_shape), weights=subject.weights, runtime=prepared.runtime,
+        runtime_version=prepared.runtime_version, extras={**prepared.extras, **(extras or {})},
     )  # fmt: skip
     out = measure(benchmark, prepared.runner(x), record, group=group or subject.name, cuda_events=opts.cuda_events)
     if isinstance(out, torch.Tensor) and (out.shape[0] != len(x) or not torch.isfinite(out.float()).all()):
@@ -347,7 +359,39 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
         macs=macs,
         compile=opts.compile and not opts.smoke and (subject.kind != "transformer" or opts.all_int8),
         training=subject.training,
+        name=subject.name,
+        kind=subject.kind,
+        threads=opts.threads,
     )
-    prepared = state(model, ctx)
-    extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
+    try:
+        prepared = state(model, ctx)
+        extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
+        if "training_data" in state.needs and "accuracy" in extras and opts.seeds > 1 and not opts.smoke:
+            extras.update(_over_seeds(state, model, ctx, extras, session, subject, case.batch, opts))
+    except InferenceScaleError as exc:  # export refused, runtime refused: one line, no traceback
+        pytest.fail(str(exc), pytrace=False)
     return time_prepared(benchmark, subject, prepared, x, opts, extras=extras)
+
+
+def _over_seeds(
+    state: State,
+    model: nn.Module,
+    ctx: Context,
+    first: dict[str, Any],
+    session: Session,
+    subject: Subject,
+    batch: int,
+    opts: Options,
+) -> dict[str, Any]:
+    """A training state's accuracy over ``opts.seeds`` seeds (seed 0's run is ``first``):
+    each seed trains and prepares again; the record keeps each seed's accuracy and their mean
+    as ``accuracy``. Seed 0's model is the one timed (every seed's has the same shape)."""
+    accuracies = [first["accuracy"]]
+    for seed in range(1, opts.seeds):
+        again = state(model, dataclasses.replace(ctx, seed=seed))
+        accuracies.append(quality(again, session, subject, batch, opts, baseline=False)["accuracy"])
+    return {
+        "accuracy": statistics.fmean(accuracies),
+        "accuracy_seeds": accuracies,
+        "accuracy_std": statistics.stdev(accuracies),
+    }

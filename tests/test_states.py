@@ -4,6 +4,7 @@ state applied to LeNet, checked against outside references (torch's pruning and 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -194,3 +195,96 @@ def test_compile_runs_the_same_function_through_inductor() -> None:
     assert compiled.bytes == get_state("fp32")(model, ctx).bytes  # the same weights
     eager = get_state("compile")(model, Context(example=x, compile=False))
     assert eager.extras == {"compiled": False} and isinstance(eager.module, nn.Sequential)
+
+
+# --- other runtimes ------------------------------------------------------------------------
+
+_PEER_FP32 = ("ort-fp32", "ov-fp32")
+
+
+@pytest.mark.parametrize("slug", _PEER_FP32)
+def test_peer_fp32_computes_what_torch_computes_and_records_its_runtime(slug: str) -> None:
+    import importlib.metadata
+
+    state = get_state(slug)
+    if state.unavailable():
+        pytest.skip(state.unavailable())
+    model, x = _lenet(), _ctx().example
+    prepared = state(model, Context(example=x, threads=2, name="lenet"))
+    # the runtime itself is the reference here: its fp32 output must be torch's, to rounding
+    torch.testing.assert_close(prepared(x), model(x).detach(), rtol=1e-4, atol=1e-4)
+    dist = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[prepared.runtime]
+    assert prepared.runtime_version == importlib.metadata.version(dist)
+    # The artifact holds the fp32 weights: at least 4 bytes per parameter, little else.
+    params = sum(p.numel() for p in model.parameters())
+    assert 4 * params <= prepared.bytes < 4 * params * 1.25
+    assert prepared.extras["artifact_bytes"] == prepared.bytes
+    threads = prepared.extras["runtime_config"]
+    assert threads.get("intra_op_num_threads", threads.get("INFERENCE_NUM_THREADS")) == 2
+
+
+@pytest.mark.parametrize("slug", ["ort-int8", "ov-int8"])
+def test_peer_int8_shrinks_the_artifact_and_agrees_with_fp32(slug: str) -> None:
+    state = get_state(slug)
+    if state.unavailable():
+        pytest.skip(state.unavailable())
+    model = _lenet()
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    prepared = state(model, Context(example=x[:4], calibration=(x[:4], x[4:8], x[8:12], x[12:]), name="lenet"))
+    fp32 = get_state(_PEER_FP32[slug.startswith("ov")])(model, Context(example=x[:4], name="lenet"))
+    # int8 weights; the graph description (the IR .xml) is a fixed cost that matters on LeNet
+    assert prepared.dtype == "int8" and prepared.bytes < fp32.bytes / 2
+    cos = torch.nn.functional.cosine_similarity(prepared(x[:4]).flatten(), model(x[:4]).detach().flatten(), 0)
+    assert cos > 0.99
+
+
+def test_an_export_failure_names_the_model_the_runtime_and_the_step() -> None:
+    from inference_scale.states.peers import PeerError
+
+    class Branchy(nn.Module):  # data-dependent control flow: torch.export cannot trace it
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) if x.sum() > 0 else self.fc(-x)
+
+    state = get_state("ort-fp32")
+    if state.unavailable():
+        pytest.skip(state.unavailable())
+    with pytest.raises(PeerError, match=r"^branchy: onnx failed at export \(torch\.onnx\.export.*\): \w+") as info:
+        state(Branchy().eval(), Context(example=torch.randn(2, 4), name="branchy"))
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_a_runtime_that_refuses_the_graph_is_one_line(tmp_path: Path) -> None:
+    from inference_scale.states.onnxrt import _session
+    from inference_scale.states.peers import PeerError
+
+    if get_state("ort-fp32").unavailable():
+        pytest.skip("onnxruntime is not installed")
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a protobuf graph")
+    with pytest.raises(PeerError, match=r"^lenet: onnxruntime 1\S* failed at creating the inference session: "):
+        _session(bad, Context(example=torch.zeros(1), name="lenet"), "onnxruntime 1.x")
+
+
+def test_a_missing_runtime_package_skips_in_a_grid_and_is_an_error_by_name() -> None:
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from inference_scale.states.peers import PeerState
+    from inference_scale.subject import subject_from_spec
+    from inference_scale.suite import missing_input
+
+    @dataclass(frozen=True)
+    class Absent(PeerState):  # not registered: a runtime whose package is not installed
+        pattern: ClassVar[str] = "absent-fp32"
+        runtime: ClassVar[str] = "absentrt"
+        packages: ClassVar[tuple[str, ...]] = ("inference_scale_no_such_runtime",)
+        distribution: ClassVar[str] = "absentrt"
+
+    reason = Absent().skip_reason(_lenet(), device="cpu")
+    assert reason is not None and "inference_scale_no_such_runtime" in reason and "[peers]" in reason
+    problem = missing_input(Absent(), subject_from_spec("lenet"))
+    assert problem is not None and problem.startswith("lenet: absent-fp32 runs on absentrt")

@@ -76,7 +76,9 @@ class Context:
     CPU): its batch size is the one static exports and compiled graphs are specialized to.
     ``calibration`` batches must have the example's shape. ``macs`` is the model's fp32 MACs
     per sample when already known (counting a big model takes seconds). ``compile=False``
-    runs compiled states eager (the smoke run); their records say so."""
+    runs compiled states eager (the smoke run); their records say so. ``name`` is the model's,
+    for error messages; ``threads`` is the intra-op thread count other runtimes are given (0:
+    torch's current one, which the suite has set)."""
 
     example: torch.Tensor
     device: str = "cpu"
@@ -86,10 +88,18 @@ class Context:
     training: Any = None  # a data.Split for states that train (kd)
     teacher: nn.Module | None = None
     progress: bool = False
+    name: str = "model"
+    kind: str | None = None  # conv, transformer, mlp: some quantizers treat them differently
+    threads: int = 0
+    seed: int = 0  # of the states that train (kd): the suite repeats them over seeds
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.example.shape[1:])
+
+    @property
+    def intra_threads(self) -> int:
+        return self.threads or torch.get_num_threads()
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +113,8 @@ class Prepared:
     turns an fp32 CPU batch into the input it takes (device, memory format, dtype);
     ``autocast`` is the autocast dtype it runs under, or None. ``float_module`` is the float
     nn.Module the state produced (a pruned copy, say) for a later state of a compound to take,
-    or None where the state's output is not one (int8, another runtime)."""
+    or None where the state's output is not one (int8, another runtime). ``runtime`` and
+    ``runtime_version`` name what executes it."""
 
     slug: str
     module: Callable[[torch.Tensor], Any]
@@ -117,6 +128,8 @@ class Prepared:
     layout: Callable[[torch.Tensor], torch.Tensor] = _identity
     autocast: torch.dtype | None = None
     float_module: nn.Module | None = None
+    runtime: str = "torch"
+    runtime_version: str = torch.__version__
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast is None:
@@ -173,8 +186,16 @@ class State:
     def summary(cls) -> str:
         return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
+    def unavailable(self) -> str | None:
+        """Why this state cannot run on this machine at all (a package it needs is missing),
+        else None. Where it was asked for by name this is an error; in a grid, a skip."""
+        return None
+
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
         """None when this state can run ``model`` on ``device``, else why it cannot."""
+        reason = self.unavailable()
+        if reason:
+            return reason
         dev = check_device(device).type
         if dev not in self.devices:
             return f"{self.slug} runs on {', '.join(self.devices)} only, not {dev}"

@@ -57,6 +57,9 @@ class Compound(State):
         common = set(self.parts[0].devices).intersection(*(p.devices for p in self.parts))
         return tuple(d for d in self.parts[0].devices if d in common)
 
+    def unavailable(self) -> str | None:
+        return next((r for r in (p.unavailable() for p in self.parts) if r), None)
+
     def skip_reason(self, model: nn.Module, *, device: str, kind: str | None = None) -> str | None:
         # Later parts see a changed model; checking them on the original is the best guess
         # available before applying (a pruned model keeps its layer types).
@@ -76,11 +79,13 @@ class Compound(State):
         if ctx.teacher is None:
             step_ctx = dataclasses.replace(ctx, teacher=model)
         extras: dict[str, Any] = {}
+        steps: list[dict[str, Any]] = []
         *first, final = self.parts
         for i, part in enumerate(first):
             # Non-final parts are applied on the CPU in fp32: the device move comes at the end.
             prepared = part(current, dataclasses.replace(step_ctx, device="cpu"))
             extras.update(prepared.extras)
+            steps.append(_step(prepared))
             if prepared.float_module is None:
                 raise MissingInputError(
                     f"{part.slug} does not produce a float nn.Module, so it can only end a compound, not precede "
@@ -93,4 +98,10 @@ class Compound(State):
             step_ctx = dataclasses.replace(step_ctx, macs=prepared.macs)
         prepared = final(current, step_ctx)
         extras.update(prepared.extras)
-        return dataclasses.replace(prepared, slug=self.slug, extras={**extras, "parts": [p.slug for p in self.parts]})
+        extras.update(parts=[p.slug for p in self.parts], steps=[*steps, _step(prepared)])
+        return dataclasses.replace(prepared, slug=self.slug, extras=extras)
+
+
+def _step(prepared: Prepared) -> dict[str, Any]:
+    """What one part left: its slug and the model's params, MACs per sample and bytes after it."""
+    return {"state": prepared.slug, "params": prepared.params, "macs": prepared.macs, "bytes": prepared.bytes}

@@ -1,0 +1,149 @@
+"""ONNX Runtime as states: the model exported with ``torch.onnx.export(dynamo=True)`` at the
+example's static shape, run by ONNX Runtime's CPU execution provider, in fp32 or quantized to
+static int8 (QDQ, per-channel weights) on the same calibration batches as ``int8-static``."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..cloning import clone
+from .base import Context, Prepared, dense_facts, register_state
+from .peers import NumpyRunner, PeerState, artifact_bytes, numpy_batches, peer_step
+
+__all__ = ["OrtFP32", "OrtInt8", "export_onnx"]
+
+INPUT_NAME = "input"
+
+
+def export_onnx(model: nn.Module, ctx: Context, path: Path) -> Path:
+    """``model`` (not changed) exported to ``path`` with the dynamo exporter, weights inside
+    the file, one static input shape (the example's)."""
+    with peer_step(ctx.name, "onnx", "export (torch.onnx.export dynamo=True)"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            clone(model).cpu().eval(),
+            (ctx.example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            input_names=[INPUT_NAME],
+            verbose=False,
+        )
+    return path
+
+
+def _config(ctx: Context) -> dict[str, Any]:
+    # The same threads as torch: intra-op as set, no inter-op parallelism (torch has none in
+    # eager inference either), the graph run in order.
+    return {"intra_op_num_threads": ctx.intra_threads, "inter_op_num_threads": 1, "execution_mode": "sequential"}
+
+
+def _session(path: Path, ctx: Context, runtime: str) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    config = _config(ctx)
+    options.intra_op_num_threads = config["intra_op_num_threads"]
+    options.inter_op_num_threads = config["inter_op_num_threads"]
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with peer_step(ctx.name, runtime, "creating the inference session"):
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _prepared(state: OrtState, model: nn.Module, ctx: Context, path: Path, dtype: str) -> Prepared:
+    runtime = f"onnxruntime {state.version()}"
+    session = _session(path, ctx, runtime)
+    name = session.get_inputs()[0].name
+
+    def run(x: Any) -> Any:
+        return session.run(None, {name: x})[0]
+
+    facts = dense_facts(model, ctx)
+    facts["bytes"] = artifact_bytes(path)
+    extras = {"artifact": path.name, "artifact_bytes": facts["bytes"], "runtime_config": _config(ctx)}
+    return Prepared(
+        slug=state.slug,
+        module=NumpyRunner(run, runtime="onnxruntime"),
+        device="cpu",
+        dtype=dtype,
+        extras=extras,
+        runtime="onnxruntime",
+        runtime_version=state.version(),
+        **facts,
+    )
+
+
+@dataclass(frozen=True)
+class OrtState(PeerState):
+    """An ONNX Runtime state (CPU execution provider)."""
+
+    runtime: ClassVar[str] = "onnxruntime"
+    packages: ClassVar[tuple[str, ...]] = ("onnx", "onnxscript", "onnxruntime")
+    distribution: ClassVar[str] = "onnxruntime"
+    needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
+
+
+@register_state
+@dataclass(frozen=True)
+class OrtFP32(OrtState):
+    """fp32 through ONNX Runtime: the dynamo ONNX export at the example's shape, with ORT's
+    full graph optimizations (fusions, constant folding)."""
+
+    pattern: ClassVar[str] = "ort-fp32"
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        with tempfile.TemporaryDirectory(prefix="is-ort-") as tmp:
+            path = export_onnx(model, ctx, Path(tmp) / "model.onnx")
+            return _prepared(self, model, ctx, path, "float32")
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over the context's calibration batches."""
+
+    def __init__(self, name: str, batches: tuple[torch.Tensor, ...]) -> None:
+        self._feeds = ({name: b} for b in numpy_batches(batches))
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._feeds, None)
+
+
+@register_state
+@dataclass(frozen=True)
+class OrtInt8(OrtState):
+    """Static int8 through ONNX Runtime: ``quantize_static`` in QDQ format with per-channel
+    int8 weights and uint8 activations (the pair ORT's x86 kernels are fastest with), min-max
+    calibrated on the same batches as ``int8-static``."""
+
+    pattern: ClassVar[str] = "ort-int8"
+    needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})
+
+    def apply(self, model: nn.Module, ctx: Context) -> Prepared:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        runtime = f"onnxruntime {self.version()}"
+        with tempfile.TemporaryDirectory(prefix="is-ort-") as tmp:
+            src = export_onnx(model, ctx, Path(tmp) / "fp32.onnx")
+            pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "model.onnx"
+            with peer_step(ctx.name, runtime, "quantization pre-processing (quant_pre_process)"):
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            with peer_step(ctx.name, runtime, "static quantization (quantize_static)"):
+                quantize_static(
+                    str(pre),
+                    str(out),
+                    _Reader(INPUT_NAME, ctx.calibration),  # type: ignore[arg-type]
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                )
+            return _prepared(self, model, ctx, out, "int8")

@@ -1,0 +1,114 @@
+"""What the other-runtime states share: their package check, their errors, the artifact they
+load, and the call that hands a torch batch to a runtime that takes NumPy arrays.
+
+A peer state is measured the way the torch states are: export, quantization and compilation
+happen in ``apply`` (outside the timed call), the runtime gets the context's thread count, and
+the graph is specialized to the example's static shape. Its record names the runtime and its
+version and gives the bytes of the artifact the runtime loads (``.onnx``, or the OpenVINO IR's
+``.xml`` + ``.bin``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import InferenceScaleError
+from .base import State
+
+__all__ = ["PEERS_EXTRA", "NumpyRunner", "PeerError", "PeerState", "artifact_bytes", "peer_step"]
+
+PEERS_EXTRA = "pip install 'inference-scale[peers]'"
+
+
+class PeerError(InferenceScaleError, ValueError):
+    """Another runtime could not take the model: export failed, the runtime refused the graph,
+    or its package is missing. The message names the model, the runtime and the step."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else text}"[:300]
+
+
+class peer_step:
+    """``with peer_step(ctx_name, runtime, step):`` turns any failure inside into one
+    :class:`PeerError` line that names the model, the runtime and the step."""
+
+    def __init__(self, model: str, runtime: str, step: str) -> None:
+        self.model, self.runtime, self.step = model, runtime, step
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, PeerError) or not isinstance(exc, Exception):
+            return
+        raise PeerError(f"{self.model}: {self.runtime} failed at {self.step}: {_first_line(exc)}") from exc
+
+
+def artifact_bytes(*paths: Path) -> int:
+    """Bytes on disk of the files a runtime loads (a model file plus its external weights)."""
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+@dataclass(frozen=True)
+class PeerState(State):
+    """Base of the other-runtime states: ``package`` is the import name whose absence skips
+    the state (or, where it was asked for by name, is a usage error), ``distribution`` the
+    PyPI name whose version the record keeps."""
+
+    family: ClassVar[str] = "runtime"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    runtime: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]]  # import names it needs
+    distribution: ClassVar[str]
+
+    def unavailable(self) -> str | None:
+        missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
+        if not missing:
+            return None
+        return (
+            f"{self.slug} runs on {self.runtime}, whose package {', '.join(missing)} is not installed ({PEERS_EXTRA})"
+        )
+
+    @classmethod
+    def version(cls) -> str:
+        try:
+            return importlib.metadata.version(cls.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+
+class NumpyRunner:
+    """A callable that takes a CPU torch batch and returns torch logits from a runtime that
+    works on NumPy arrays. Both conversions share memory (no copy) and so cost nothing next
+    to a forward pass; they sit inside the timed call because a user's pipeline pays them."""
+
+    def __init__(self, run: Callable[[np.ndarray[Any, Any]], Any], *, runtime: str) -> None:
+        self._run, self.runtime = run, runtime
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._run(x.detach().contiguous().numpy())
+        return torch.from_numpy(np.asarray(out))
+
+    def __repr__(self) -> str:
+        return f"NumpyRunner({self.runtime})"
+
+
+def numpy_batches(batches: tuple[torch.Tensor, ...]) -> Iterator[np.ndarray[Any, Any]]:
+    """Calibration batches as float32 NumPy arrays, in order."""
+    for b in batches:
+        yield b.detach().float().contiguous().numpy()
