@@ -243,6 +243,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     config = metafunc.config
     grids: list[Grid] = list(getattr(metafunc.module, "IS_GRIDS", ()))
+    if config.getoption("benchmark_disable", False):
+        grids = [g for g in grids if g.smoke]
     try:
         cases = make_cases(
             grids,

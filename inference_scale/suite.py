@@ -60,11 +60,14 @@ CUDA_WARMUP_SECONDS = 0.5  # clocks ramp and cuDNN autotunes: warm up by time, n
 
 @dataclass(frozen=True)
 class Grid:
-    """Subjects x states x batch sizes; several grids make a suite."""
+    """Subjects x states x batch sizes; several grids make a suite. ``smoke=False`` leaves the
+    grid out of the smoke run (``--benchmark-disable``), for grids whose preparation alone
+    takes minutes (another runtime's export and quantization of a large model)."""
 
     subjects: tuple[str, ...]
     states: tuple[str, ...]
     batches: tuple[int, ...]
+    smoke: bool = True
 
 
 @dataclass(frozen=True)

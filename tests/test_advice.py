@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_scale.advice import AdviceError, Budgets, BudgetError, Candidate, advise, dominates, pareto_front
+from inference_scale.advice import AdviceError, BudgetError, Budgets, Candidate, advise, dominates, pareto_front
 from inference_scale.cli import main
 from inference_scale.record import BenchmarkRecord
 
@@ -72,7 +72,9 @@ def test_an_accuracy_budget_moves_the_pick_and_says_why(run: str, capsys: pytest
     assert main(["advise", run, "--batch-size", "100", "--max-accuracy-drop", "1"]) == 0
     out = capsys.readouterr().out
     # fast drops 3 points; good drops 0.2 and is the next fastest
-    assert "pick for cnn b100: good: fastest state within the budgets; the faster fast breaks --max-accuracy-drop" in out
+    assert (
+        "pick for cnn b100: good: fastest state within the budgets; the faster fast breaks --max-accuracy-drop" in out
+    )
     assert "0.20 points drop" in out
 
 
@@ -147,10 +149,16 @@ def test_budgets_are_checked_in_the_library_too() -> None:
 
 _cands = st.lists(
     st.builds(
-        Candidate, model=st.just("m"), state=st.text("abcdef", min_size=1, max_size=4), batch=st.just(1),
-        latency_ms=st.floats(0.1, 100), bytes=st.integers(1, 10**6), quality=st.one_of(st.none(), st.floats(0, 1)),
-        quality_kind=st.just("accuracy"), drop=st.none(),
-    ),  # fmt: skip
+        Candidate,
+        model=st.just("m"),
+        state=st.text("abcdef", min_size=1, max_size=4),
+        batch=st.just(1),
+        latency_ms=st.floats(0.1, 100),
+        bytes=st.integers(1, 10**6),
+        quality=st.one_of(st.none(), st.floats(0, 1)),
+        quality_kind=st.just("accuracy"),
+        drop=st.none(),
+    ),
     min_size=1,
     max_size=25,
 )
@@ -168,3 +176,52 @@ def test_no_front_point_is_dominated_and_every_dominated_point_is_off_it(cands: 
             assert c not in front
         else:
             assert c in front
+
+
+# --- report: the fastest state across runtimes; plots: one panel per model ---------------------
+
+
+def _peer(model: str, state: str, batch: int, ms: float, runtime: str, version: str) -> Any:
+    bench = _bench(model, state, batch, ms, 26, None, 1.0)
+    bench["extra_info"].update(runtime=runtime, runtime_version=version, cosine_vs_fp32=0.9998)
+    return bench
+
+
+def test_report_marks_the_fastest_state_of_each_model_and_batch_across_runtimes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inference_scale.report import rows_from_run
+    from inference_scale.runs import load_run
+
+    benches = [_bench("resnet50", "fp32", b, 160 * b, 100, None, None) for b in (1, 8)]
+    benches += [_peer("resnet50", "int8-static", 1, 60, "torch", "2.14.1"),
+                _peer("resnet50", "ort-int8", 1, 52, "onnxruntime", "1.32.0"),
+                _peer("resnet50", "int8-static", 8, 460, "torch", "2.14.1"),
+                _peer("resnet50", "ov-int8", 8, 480, "openvino", "2026.4.1")]  # fmt: skip
+    path = _run(tmp_path, benches)
+    rows = rows_from_run(load_run(Path(path)))
+    fastest = {(r.batch, r.state) for r in rows if r.fastest}
+    assert fastest == {(1, "ort-int8"), (8, "int8-static")}
+    assert main(["report", path]) == 0
+    out = capsys.readouterr().out
+    assert "fastest resnet50 b1: ort-int8 (onnxruntime 1.32.0) 52 ms, 3.08x vs fp32, cos 0.99980" in out
+    assert "fastest resnet50 b8: int8-static (torch 2.14.1)" in out
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_plots_draw_one_panel_per_model(tmp_path: Path) -> None:
+    one = _run(tmp_path, [_bench("a", s, 100, ms, mb, acc, None) for s, ms, mb, acc in CNN], "one.json")
+    three = _run(tmp_path, [_bench(m, s, 100, ms, mb, acc, None) for m in "abc" for s, ms, mb, acc in CNN], "3.json")
+    assert main(["report", one, "--plot", str(tmp_path / "one")]) == 0
+    assert main(["report", three, "--plot", str(tmp_path / "three")]) == 0
+    names = ["latency_vs_bytes.png", "latency_vs_quality.png", "speedup.png"]
+    assert sorted(p.name for p in (tmp_path / "three").iterdir()) == names
+    for name in names:  # three models: three panels side by side, each as wide as the lone one
+        w1, h1 = _png_size(tmp_path / "one" / name)
+        w3, h3 = _png_size(tmp_path / "three" / name)
+        assert 2.5 < w3 / w1 < 3.5 and h3 == h1

@@ -99,3 +99,32 @@ def test_bench_runs_a_users_model_from_the_shell(user_dir: Path, tmp_path: Path)
     assert all("cosine_vs_fp32" in r for r in records if r["state"] != "fp32")
     assert list((tmp_path / "storage").rglob("0001_*.json")), "the run is saved like the main job's"
     assert "prune-channels-50" in proc.stdout and "speedup" in proc.stdout  # the report table
+
+
+@pytest.mark.slow
+def test_bench_runs_peers_and_a_compound_with_seeds(tmp_path: Path) -> None:
+    """LeNet from the registry comes trained on the digits: every state has accuracy; the other
+    runtimes record their name, version and artifact; kd trains once per seed."""
+    env = {**os.environ, "INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
+    cmd = [
+        sys.executable, "-m", "inference_scale.cli", "bench", "lenet", "--states",
+        "fp32,prune-channels-50+kd,ort-fp32,ov-int8", "--batch-size", "50", "--seeds", "2", "--no-compile",
+        "--json", "out.json", "--storage", str(tmp_path / "storage"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = {
+        b["extra_info"]["state"]: b["extra_info"] for b in json.loads((tmp_path / "out.json").read_text())["benchmarks"]
+    }
+    assert set(records) == {"fp32", "prune-channels-50+kd", "ort-fp32", "ov-int8"}
+    assert records["fp32"]["weights"] == "trained:mnist" and records["fp32"]["accuracy"] > 0.9
+    assert records["fp32"]["runtime"] == "torch"
+    for slug, runtime in (("ort-fp32", "onnxruntime"), ("ov-int8", "openvino")):
+        rec = records[slug]
+        assert rec["runtime"] == runtime and rec["runtime_version"] and rec["artifact_bytes"] == rec["bytes"] > 0
+        assert rec["accuracy"] > 0.9 and rec["cosine_vs_fp32"] > 0.99
+    kd = records["prune-channels-50+kd"]
+    assert len(kd["accuracy_seeds"]) == 2 and kd["accuracy"] == pytest.approx(sum(kd["accuracy_seeds"]) / 2)
+    assert [s["state"] for s in kd["steps"]] == ["prune-channels-50", "kd"]
+    assert kd["steps"][0]["params"] < records["fp32"]["params"] and kd["steps"][1]["params"] == kd["params"]
+    assert "fastest lenet b50:" in proc.stdout
