@@ -7,7 +7,10 @@ bytes, higher quality, strictly better on one). The pick is the fastest candidat
 budgets (ties: fewer bytes, then higher quality); when none fits, the binding budget is named.
 
 An accuracy drop is in percentage points against the same model's fp32 row of the same run.
-Where only agreement exists, the drop is the top-1 disagreement with fp32, in points.
+Where only agreement exists, the drop is the top-1 disagreement with fp32, in points. The
+command line budgets a drop of :data:`DEFAULT_MAX_DROP` points unless told otherwise: the
+fastest state of a random-weight model is often one that no longer computes the same function
+(channel pruning without fine-tuning), and a pick should never be that by default.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .errors import InferenceScaleError
 from .report import Row
 
 __all__ = [
+    "DEFAULT_MAX_DROP",
     "Advice",
     "AdviceError",
     "BudgetError",
@@ -30,6 +34,9 @@ __all__ = [
     "format_advice",
     "pareto_front",
 ]
+
+
+DEFAULT_MAX_DROP = 1.0  # points of accuracy (or top-1 agreement) below fp32
 
 
 class AdviceError(InferenceScaleError, ValueError):
@@ -142,7 +149,7 @@ def _fits(c: Candidate, b: Budgets) -> list[str]:
 def _describe(c: Candidate) -> str:
     speed = "" if c.speedup is None else f", {c.speedup:.2f}x vs fp32"
     if c.quality_kind == "accuracy" and c.quality is not None:
-        quality = f", accuracy {c.quality:.2%}" + ("" if c.drop is None else f" ({c.drop:+.2f} points drop)")
+        quality = f", accuracy {c.quality:.2%}" + ("" if c.drop is None else f" ({-c.drop:+.2f} points vs fp32)")
     elif c.quality_kind == "agreement" and c.quality is not None:
         quality = f", top-1 agreement {c.quality:.2%}"
     else:

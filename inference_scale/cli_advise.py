@@ -37,6 +37,8 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
 def add_advise(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any, number: Any) -> None:
     """Add ``advise`` to the ``inference-scale`` subparsers (``number``: a finite float >= 0)."""
+    from .advice import DEFAULT_MAX_DROP
+
     p = add_parser(
         sub, "advise", help="which state to deploy: each model's Pareto front and the pick under your budgets",
         description="For each model in the runs: the Pareto front over latency, bytes and quality (accuracy, "
@@ -47,8 +49,9 @@ def add_advise(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], pos
     p.add_argument("--batch-size", type=positive_int, help="advise at this batch size (default: each in the runs)")
     p.add_argument("--max-latency-ms", type=number, metavar="X", help="median latency budget in ms")
     p.add_argument("--max-bytes", type=number, metavar="B", help="size budget in bytes of the deployed model")
-    p.add_argument("--max-accuracy-drop", type=number, metavar="P",
-                   help="points of accuracy below the model's fp32 (top-1 disagreement where no accuracy)")  # fmt: skip
+    p.add_argument("--max-accuracy-drop", type=number, metavar="P", default=DEFAULT_MAX_DROP,
+                   help="points of accuracy below the model's fp32, top-1 disagreement where no accuracy "
+                   f"(default {DEFAULT_MAX_DROP:g}; 100 allows anything)")  # fmt: skip
     p.add_argument("--format", choices=("table", "md"), default="table")
     p.add_argument("--plot", metavar="DIR", help="also draw latency against quality per model into DIR")
     p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")

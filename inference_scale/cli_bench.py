@@ -100,7 +100,7 @@ def _check(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import pytest
 
-    from .report import format_rows, rows_from_run
+    from .report import fastest_lines, format_rows, rows_from_run
     from .runs import load_run
 
     _check(args)
@@ -110,7 +110,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if code != 0:
             print(f"inference-scale bench: pytest exited {code}; see its output above", file=sys.stderr)
             return 2 if code == pytest.ExitCode.USAGE_ERROR else 1
-        print(format_rows(rows_from_run(load_run(json_out)), "table"))
+        rows = rows_from_run(load_run(json_out))
+        print(format_rows(rows, "table"))
+        print("\n".join(fastest_lines(rows)))
         if args.json:
             print(f"wrote {args.json}", file=sys.stderr)
     return 0

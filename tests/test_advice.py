@@ -57,25 +57,27 @@ def run(tmp_path: Path) -> str:
     return _run(tmp_path, [_bench("cnn", s, 100, ms, mb, acc, None) for s, ms, mb, acc in CNN])
 
 
-def test_the_front_is_known_by_construction_and_no_budget_picks_the_fastest(
+def test_the_front_is_known_by_construction_and_a_free_budget_picks_the_fastest(
     run: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["advise", run, "--batch-size", "100"]) == 0
+    assert main(["advise", run, "--batch-size", "100", "--max-accuracy-drop", "100"]) == 0
     out = capsys.readouterr().out
     front_lines = [line for line in out.splitlines() if "cnn" in line and "│" in line]
     listed = {s for s, *_ in CNN if any(f" {s} " in line or f" {s} <-" in line for line in front_lines)}
     assert listed == {"fp32", "fast", "small", "good"}  # "dominated" is off the front
-    assert "pick for cnn b100: fast: fastest state" in out
+    assert "pick for cnn b100: fast: fastest state within the budgets (5 ms, 20.00x vs fp32" in out
 
 
-def test_an_accuracy_budget_moves_the_pick_and_says_why(run: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["advise", run, "--batch-size", "100", "--max-accuracy-drop", "1"]) == 0
+@pytest.mark.parametrize("flags", [[], ["--max-accuracy-drop", "1"]])
+def test_an_accuracy_budget_moves_the_pick_and_says_why(
+    run: str, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["advise", run, "--batch-size", "100", *flags]) == 0  # 1 point is the default budget
     out = capsys.readouterr().out
     # fast drops 3 points; good drops 0.2 and is the next fastest
-    assert (
-        "pick for cnn b100: good: fastest state within the budgets; the faster fast breaks --max-accuracy-drop" in out
-    )
-    assert "0.20 points drop" in out
+    expected = "pick for cnn b100: good: fastest state within the budgets; the faster fast breaks --max-accuracy-drop"
+    assert expected in out
+    assert "accuracy 97.80% (-0.20 points vs fp32)" in out
 
 
 def test_several_budgets_together(run: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +90,7 @@ def test_nothing_fits_names_the_binding_budget_and_exits_1(run: str, capsys: pyt
     out = capsys.readouterr().out
     assert "nothing fits cnn b100: no state meets --max-latency-ms (fastest is 5 ms)" in out
     # each budget alone is met by some state, both together by none
-    assert main(["advise", run, "--max-latency-ms", "6", "--max-bytes", "6e5"]) == 1
+    assert main(["advise", run, "--max-latency-ms", "6", "--max-bytes", "6e5", "--max-accuracy-drop", "100"]) == 1
     assert "no state meets --max-bytes and --max-latency-ms together" in capsys.readouterr().out
 
 

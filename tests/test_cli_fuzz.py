@@ -176,6 +176,23 @@ def _run_args(paths: dict[str, str]) -> st.SearchStrategy[str]:
 
 @FUZZ
 @given(data=st.data())
+def test_fuzz_advise(paths: dict[str, str], data: st.DataObject) -> None:
+    storage = ["--storage", paths["folder"]]
+    budget = st.sampled_from(["--max-latency-ms", "--max-bytes", "--max-accuracy-drop"])
+    extra = data.draw(
+        st.one_of(
+            _run_args(paths).map(lambda r: [r]),  # missing, damaged, empty, record-less runs
+            st.tuples(budget, st.one_of(not_numbers, nan_inf, negative())).map(lambda t: [paths["nan"], *t]),
+            ints_outside(1).map(lambda v: [paths["nan"], "--batch-size", v]),
+            unknown_names.map(lambda f: [paths["nan"], "--format", f]),
+            st.just([paths["nan"], "--plot", paths["under_file"]]),
+        )
+    )
+    _check(["advise", *extra, *storage])
+
+
+@FUZZ
+@given(data=st.data())
 def test_fuzz_report(paths: dict[str, str], data: st.DataObject) -> None:
     storage = ["--storage", paths["folder"]]
     extra = data.draw(

@@ -378,7 +378,7 @@ def test_report_prints_every_benchmark_and_writes_plots(
     out = capsys.readouterr().out
     assert "spin-a" in out and "spin-b" in out
     pngs = sorted((tmp_path / "plots").glob("*.png"))
-    assert [p.name for p in pngs] == ["latency_vs_bytes.png", "speedup.png", "throughput_vs_params.png"]
+    assert [p.name for p in pngs] == ["latency_vs_bytes.png", "latency_vs_quality.png", "speedup.png"]
     assert all(p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert not list((tmp_path / "plots").glob(".*"))  # no temporary file left
     assert main(["report", "0001", "--storage", str(tmp_path / "store"), "--format", "csv"]) == 0

@@ -70,9 +70,11 @@ class Compound(State):
         return None
 
     def check_context(self, ctx: Context) -> None:
+        # A part that needs a teacher (kd) gets the compound's source model when ctx has none.
+        given = ctx if ctx.teacher is not None else dataclasses.replace(ctx, teacher=nn.Identity())
         for part in self.parts:
-            if part.needs & {"calibration", "training_data"}:
-                part.check_context(ctx)
+            if part.needs & {"calibration", "training_data", "teacher"}:
+                part.check_context(given)
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         current, step_ctx = model, ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..data import Split
 from ..distill import DistillConfig, kd_loss, teacher_logits
+from ..runtime import threads
 from ..train import train
 from .base import Context, MissingInputError, Prepared, State, register_state
 from .precision import _eager
@@ -47,8 +49,10 @@ class KD(State):
         defaults = DistillConfig(cache_dir=None)
         soft = teacher_logits(teacher, training.x_train, progress=ctx.progress)
         loss = functools.partial(kd_loss, temperature=defaults.temperature, alpha=defaults.alpha)
-        student = train(
-            model, training, epochs=self.epochs, seed=ctx.seed, loss=loss, teacher_logits=soft, progress=ctx.progress
-        )
+        with threads(os.cpu_count() or 1):  # training is never timed: every core, whatever the run's threads
+            student = train(
+                model, training, epochs=self.epochs, seed=ctx.seed, loss=loss, teacher_logits=soft,
+                progress=ctx.progress,
+            )  # fmt: skip
         prepared = _eager(self, student, ctx)
         return dataclasses.replace(prepared, extras={**prepared.extras, "kd_seed": ctx.seed, "kd_epochs": self.epochs})
