@@ -120,6 +120,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any) -> None:
     """Add ``states`` and ``bench`` to the ``inference-scale`` subparsers."""
+    from .plugin import _DEFAULTS
     from .suite import DEFAULT_BATCHES, DEFAULT_STATES
 
     p = add_parser(sub, "states", help="list the compression states (slugs, what each needs, where it runs)")
@@ -141,8 +142,9 @@ def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], p
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="intra-op threads, the same for every state (default 1)")  # fmt: skip
-    p.add_argument("--seeds", type=positive_int, default=3,
-                   help="states that train (kd) run once per seed; accuracy is their mean (default 3)")  # fmt: skip
+    seeds = _DEFAULTS["--is-seeds"]
+    p.add_argument("--seeds", type=positive_int, default=seeds,
+                   help=f"training states (kd) run once per seed; accuracy is the mean (default {seeds})")  # fmt: skip
     p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")
     p.add_argument("--json", metavar="OUT", help="also write the run's pytest-benchmark JSON here")
