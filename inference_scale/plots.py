@@ -63,6 +63,17 @@ def _label(ax: Any, points: Sequence[tuple[float, float, str]]) -> None:
         ax.annotate(text, (x, y), xytext=(4, 4 if i % 2 == 0 else -10), textcoords="offset points", fontsize=7)
 
 
+def _plain_ticks(ax: Any) -> None:
+    """Log axes read 0.4 and 150, not 4 x 10^-1: people compare these numbers with tables."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain)
+
+
 def _by_model(rows: Sequence[Row]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for r in rows:
@@ -99,6 +110,7 @@ def _scatter(
         ax.set(xlabel=xlabel, ylabel="median latency (ms)", title=f"{model}, batch {batch}", yscale="log")
         if log_x:
             ax.set_xscale("log")
+        _plain_ticks(ax)
         ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -162,6 +174,7 @@ def plot_advice(advice: Sequence[Any], out_dir: Path) -> list[Path]:
         _label(ax, [(c.quality, c.latency_ms, c.state) for c in shown if c.quality is not None])
         kind = "accuracy" if any(c.quality_kind == "accuracy" for c in shown) else "top-1 agreement with fp32"
         ax.set(xlabel=kind, ylabel="median latency (ms)", yscale="log", title=f"{a.model}, batch {a.batch}")
+        _plain_ticks(ax)
         ax.legend(fontsize=7)
     return [_save(fig, out_dir / "advice.png")]
 

@@ -45,6 +45,9 @@ def render(
         if sections is not None and i > 0 and sections[i] != sections[i - 1]:
             table.add_section()
         table.add_row(*row)
-    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+    # Never truncate a cell: widen past ``width`` when the table needs it (a report is read in a
+    # file or a CI log more often than in an 80-column terminal).
+    natural = sum(max(len(c), *(len(r[i]) for r in rows)) + 3 for i, c in enumerate(columns)) + 1 if rows else 0
+    console = Console(file=io.StringIO(), width=max(width, natural), force_terminal=False)
     console.print(table)
     return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined, no-any-return]
