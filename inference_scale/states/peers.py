@@ -24,14 +24,15 @@ import torch
 from ..errors import InferenceScaleError
 from .base import State
 
-__all__ = ["PEERS_EXTRA", "NumpyRunner", "PeerError", "PeerState", "artifact_bytes", "peer_step"]
+__all__ = ["PEERS_EXTRA", "NumpyRunner", "PeerError", "PeerState", "artifact_bytes", "numpy_batches", "peer_step"]
 
 PEERS_EXTRA = "pip install 'inference-scale[peers]'"
 
 
 class PeerError(InferenceScaleError, ValueError):
-    """Another runtime could not take the model: export failed, the runtime refused the graph,
-    or its package is missing. The message names the model, the runtime and the step."""
+    """Another runtime could not take the model: the export failed or the runtime refused the
+    graph. The message names the model, the runtime and the step. (A missing package is found
+    before any work: :meth:`PeerState.unavailable`.)"""
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -44,7 +45,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class peer_step:
-    """``with peer_step(ctx_name, runtime, step):`` turns any failure inside into one
+    """``with peer_step(model_name, runtime, step):`` turns any failure inside into one
     :class:`PeerError` line that names the model, the runtime and the step."""
 
     def __init__(self, model: str, runtime: str, step: str) -> None:
@@ -66,7 +67,7 @@ def artifact_bytes(*paths: Path) -> int:
 
 @dataclass(frozen=True)
 class PeerState(State):
-    """Base of the other-runtime states: ``package`` is the import name whose absence skips
+    """Base of the other-runtime states: ``packages`` are the import names whose absence skips
     the state (or, where it was asked for by name, is a usage error), ``distribution`` the
     PyPI name whose version the record keeps."""
 
