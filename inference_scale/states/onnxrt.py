@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..cloning import clone
-from .base import Context, Prepared, dense_facts, register_state
-from .peers import NumpyRunner, PeerState, artifact_bytes, numpy_batches, peer_step
+from .base import Context, Prepared, register_state
+from .peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
 
 __all__ = ["OrtFP32", "OrtInt8", "export_onnx"]
 
@@ -67,18 +67,8 @@ def _prepared(state: OrtState, model: nn.Module, ctx: Context, path: Path, dtype
     def run(x: Any) -> Any:
         return session.run(None, {name: x})[0]
 
-    facts = dense_facts(model, ctx)
-    facts["bytes"] = artifact_bytes(path)
-    extras = {"artifact": path.name, "artifact_bytes": facts["bytes"], "runtime_config": _config(ctx)}
-    return Prepared(
-        slug=state.slug,
-        module=NumpyRunner(run, runtime="onnxruntime"),
-        device="cpu",
-        dtype=dtype,
-        extras=extras,
-        runtime="onnxruntime",
-        runtime_version=state.version(),
-        **facts,
+    return peer_prepared(
+        state, model, ctx, run, dtype=dtype, artifact=path.name, size=artifact_bytes(path), config=_config(ctx)
     )
 
 

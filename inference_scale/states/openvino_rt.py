@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ..cloning import clone
-from .base import Context, Prepared, dense_facts, register_state
-from .peers import NumpyRunner, PeerState, artifact_bytes, numpy_batches, peer_step
+from .base import Context, Prepared, register_state
+from .peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
 
 __all__ = ["OvFP32", "OvInt8", "ov_config"]
 
@@ -63,19 +63,7 @@ def _compiled(state: OvState, model: nn.Module, ctx: Context, converted: Any, dt
         # the output tensor is the request's own buffer, overwritten by the next call
         return request.get_output_tensor(0).data.copy()
 
-    facts = dense_facts(model, ctx)
-    facts["bytes"] = size
-    extras = {"artifact": "model.xml+model.bin", "artifact_bytes": size, "runtime_config": config}
-    return Prepared(
-        slug=state.slug,
-        module=NumpyRunner(run, runtime="openvino"),
-        device="cpu",
-        dtype=dtype,
-        extras=extras,
-        runtime="openvino",
-        runtime_version=state.version(),
-        **facts,
-    )
+    return peer_prepared(state, model, ctx, run, dtype=dtype, artifact="model.xml+model.bin", size=size, config=config)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import InferenceScaleError
-from .base import State
+from .base import Context, Prepared, State, dense_facts
 
-__all__ = ["PEERS_EXTRA", "NumpyRunner", "PeerError", "PeerState", "artifact_bytes", "numpy_batches", "peer_step"]
+__all__ = [
+    "PEERS_EXTRA",
+    "NumpyRunner",
+    "PeerError",
+    "PeerState",
+    "artifact_bytes",
+    "numpy_batches",
+    "peer_prepared",
+    "peer_step",
+]
 
 PEERS_EXTRA = "pip install 'inference-scale[peers]'"
 
@@ -113,3 +123,31 @@ def numpy_batches(batches: tuple[torch.Tensor, ...]) -> Iterator[np.ndarray[Any,
     """Calibration batches as float32 NumPy arrays, in order."""
     for b in batches:
         yield b.detach().float().contiguous().numpy()
+
+
+def peer_prepared(
+    state: PeerState,
+    model: nn.Module,
+    ctx: Context,
+    run: Callable[[np.ndarray[Any, Any]], Any],
+    *,
+    dtype: str,
+    artifact: str,
+    size: int,
+    config: dict[str, Any],
+) -> Prepared:
+    """The :class:`Prepared` of a peer state: ``run`` (NumPy in, logits out) behind a
+    :class:`NumpyRunner`, the source model's params and MACs, the artifact's bytes, and the
+    runtime's name, version and settings in the record."""
+    facts = dense_facts(model, ctx)
+    facts["bytes"] = size
+    return Prepared(
+        slug=state.slug,
+        module=NumpyRunner(run, runtime=state.runtime),
+        device="cpu",
+        dtype=dtype,
+        extras={"artifact": artifact, "artifact_bytes": size, "runtime_config": config},
+        runtime=state.runtime,
+        runtime_version=state.version(),
+        **facts,
+    )
