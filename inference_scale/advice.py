@@ -32,6 +32,7 @@ __all__ = [
     "advise",
     "dominates",
     "format_advice",
+    "non_dominated",
     "pareto_front",
 ]
 
@@ -88,17 +89,25 @@ class Candidate:
         return (self.latency_ms, float(self.bytes), -(self.quality if self.quality is not None else -math.inf))
 
 
+def _dominates_key(ka: Sequence[float], kb: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(ka, kb, strict=True)) and tuple(ka) != tuple(kb)
+
+
 def dominates(a: Candidate, b: Candidate) -> bool:
     """``a`` is no worse than ``b`` on latency, bytes and quality, and better on one."""
-    ka, kb = a.key(), b.key()
-    return all(x <= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+    return _dominates_key(a.key(), b.key())
+
+
+def non_dominated(keys: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the objective vectors (all to minimize) that no other one dominates: the one
+    Pareto rule, used by :func:`pareto_front` and by the plots. O(n^2): n is a model's states."""
+    return [i for i, k in enumerate(keys) if not any(_dominates_key(o, k) for o in keys)]
 
 
 def pareto_front(cands: Sequence[Candidate]) -> list[Candidate]:
-    """The candidates no other candidate dominates, fastest first (O(n^2): n is a model's
-    states, a few dozen at most)."""
-    front = [c for c in cands if not any(dominates(o, c) for o in cands)]
-    return sorted(front, key=Candidate.key)
+    """The candidates no other candidate dominates, fastest first."""
+    keys = [c.key() for c in cands]
+    return sorted((cands[i] for i in non_dominated(keys)), key=Candidate.key)
 
 
 @dataclass(frozen=True)
@@ -117,15 +126,11 @@ def _candidates(rows: Sequence[Row], batch: int, model: str) -> list[Candidate]:
     base = next((r for r in mine if r.state == "fp32"), None)
     out = []
     for r in mine:
-        if r.accuracy is not None:
-            quality, kind = r.accuracy, "accuracy"
-            drop = None if base is None or base.accuracy is None else (base.accuracy - r.accuracy) * 100
-        elif r.state == "fp32":
-            quality, kind, drop = 1.0, "agreement", 0.0  # fp32 agrees with itself
-        elif r.top1 is not None:
-            quality, kind, drop = r.top1, "agreement", (1.0 - r.top1) * 100
+        quality, kind = r.score
+        if kind == "accuracy":
+            drop = None if base is None or base.accuracy is None else (base.accuracy - (quality or 0.0)) * 100
         else:
-            quality, kind, drop = None, "none", None
+            drop = None if quality is None else (1.0 - quality) * 100  # disagreement with fp32, in points
         out.append(
             Candidate(
                 model, r.state, batch, r.median_s * 1e3, int(r.bytes or 0), quality, kind, drop, r.speedup, r.runtime

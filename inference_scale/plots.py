@@ -19,21 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .advice import non_dominated
 from .atomic import write_bytes_atomic
 from .report import Row
 from .runs import BadRunError
 
-__all__ = ["front_2d", "plot_advice", "plot_rows"]
-
-
-def front_2d(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points no other point beats on both axes (smaller is better on both), by x."""
-    front, best = [], math.inf
-    for x, y in sorted(points):
-        if y < best:
-            front.append((x, y))
-            best = y
-    return front
+__all__ = ["plot_advice", "plot_rows"]
 
 
 def _pyplot() -> Any:
@@ -81,14 +72,6 @@ def _by_model(rows: Sequence[Row]) -> dict[str, list[Row]]:
     return out
 
 
-def _quality(row: Row) -> tuple[float | None, str]:
-    if row.accuracy is not None:
-        return row.accuracy, "accuracy"
-    if row.state == "fp32":
-        return 1.0, "top-1 agreement with fp32"
-    return row.top1, "top-1 agreement with fp32"
-
-
 def _scatter(
     rows: Sequence[Row], path: Path, *, title: str, x_of: Callable[[Row], float | None], xlabel: str, log_x: bool
 ) -> Path:
@@ -105,8 +88,8 @@ def _scatter(
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18)
         _label(ax, pts)
         sign = 1.0 if log_x else -1.0  # quality: larger is better
-        front = front_2d([(sign * x, y) for x, y, _ in pts])
-        ax.plot([sign * x for x, _ in front], [y for _, y in front], "k--", lw=1, label="Pareto front")
+        front = sorted(pts[i][:2] for i in non_dominated([(sign * x, y) for x, y, _ in pts]))
+        ax.plot([x for x, _ in front], [y for _, y in front], "k--", lw=1, label="Pareto front")
         ax.set(xlabel=xlabel, ylabel="median latency (ms)", title=f"{model}, batch {batch}", yscale="log")
         if log_x:
             ax.set_xscale("log")
@@ -151,7 +134,7 @@ def plot_rows(rows: list[Row], out_dir: Path) -> list[Path]:
         _scatter(rows, out_dir / "latency_vs_bytes.png", title="Latency against size, per model",
                  x_of=lambda r: (r.bytes or 0) / 1e6, xlabel="deployed MB", log_x=True),
         _scatter(rows, out_dir / "latency_vs_quality.png", title="Latency against quality, per model",
-                 x_of=lambda r: _quality(r)[0], xlabel="accuracy, else top-1 agreement with fp32", log_x=False),
+                 x_of=lambda r: r.score[0], xlabel="accuracy, else top-1 agreement with fp32", log_x=False),
         _speedups(rows, out_dir / "speedup.png"),
     ]  # fmt: skip
 

@@ -46,6 +46,16 @@ class Row:
         return "-" if self.cosine is None else f"cos {self.cosine:.5f}"
 
     @property
+    def score(self) -> tuple[float | None, str]:
+        """The quality that advice and plots compare, with its kind: accuracy where measured,
+        else top-1 agreement with fp32 (1.0 for fp32 itself), else (None, "none")."""
+        if self.accuracy is not None:
+            return self.accuracy, "accuracy"
+        if self.state == "fp32":
+            return 1.0, "agreement"
+        return (self.top1, "agreement") if self.top1 is not None else (None, "none")
+
+    @property
     def images_per_s(self) -> float | None:
         return None if self.batch is None else self.batch / self.median_s
 

@@ -26,6 +26,8 @@ from .errors import InferenceScaleError
 from .record import BenchmarkRecord
 from .sizing import count_macs
 from .states import Context, MissingInputError, Prepared, State, get_state
+from .states.compiled import Compile
+from .states.compound import Compound
 from .subject import Subject
 from .train import predict
 
@@ -216,7 +218,8 @@ def skip_reason(state: State, subject: Subject, model: nn.Module, opts: Options)
         return reason
     parts = state.slug.split("+")
     if subject.kind == "transformer" and not opts.all_int8:
-        if any(p.startswith("compile") for p in parts):
+        steps = state.parts if isinstance(state, Compound) else (state,)
+        if any(isinstance(step, Compile) for step in steps):  # compile and compile-bf16
             return (
                 "inductor needs minutes per batch size to compile a transformer on a small CPU; --is-all-int8 runs it"
             )
