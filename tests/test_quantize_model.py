@@ -16,6 +16,7 @@ from inference_scale.quantize import (
     QuantizationError,
     StaticInt8,
     StaticInt8FX,
+    StaticShapeError,
     quantize_model,
 )
 from inference_scale.train import evaluate, train
@@ -67,6 +68,22 @@ def test_compiled_int8_matches_fp32(config: StaticInt8 | DynamicInt8) -> None:
     int8 = evaluate(q, data.x_test, data.y_test, batch_size=8, fixed_batch=True)
     assert abs(fp32 - int8) <= 0.01, (fp32, int8)
     assert q.example_shape == (8, 1, 28, 28)
+
+
+def test_compiled_static_int8_keeps_its_int8_kernels_after_another_export() -> None:
+    # Regression: compiled through torch.compile, the int8 graph lost its dynamo cache entry
+    # when a model was strictly exported afterwards (quantizing a second model does that), and
+    # its next call recompiled without freezing: fp32 convolutions, twice as slow.
+    model, data = trained_lenet()
+    x = data.x_test[:8]
+    q = quantize_model(model, StaticInt8(), calibration=_calibration(data, batch=8), progress=False)
+    quantize_model(get_model("lenet"), StaticInt8(), calibration=_calibration(data, batch=8), progress=False)
+    with torch.profiler.profile() as prof, torch.inference_mode():
+        q(x)
+    ops = {event.key for event in prof.key_averages()}
+    assert "onednn::qconv_pointwise" in ops and "aten::mkldnn_convolution" not in ops, sorted(ops)
+    with pytest.raises(StaticShapeError, match=r"compiled for inputs of shape \(8, 1, 28, 28\), got \(4, 1, 28, 28\)"):
+        q(x[:4])
 
 
 def test_calibration_accepts_dataloader_style_tuples() -> None:

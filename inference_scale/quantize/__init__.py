@@ -15,6 +15,7 @@ __all__ = [
     "QuantizedModel",
     "StaticInt8",
     "StaticInt8FX",
+    "StaticShapeError",
     "choose_qparams",
     "dequantize",
     "fake_quantize",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 _MODEL_NAMES = {"DynamicInt8", "QuantizationError", "QuantizationReport", "QuantizedModel", "StaticInt8",
-                "StaticInt8FX", "quantize_model"}  # fmt: skip
+                "StaticInt8FX", "StaticShapeError", "quantize_model"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

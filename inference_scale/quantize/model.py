@@ -1,9 +1,8 @@
 """Whole-model int8: one verb, :func:`quantize_model`, and a frozen config per method.
 
 * :class:`StaticInt8` — torchao's PT2E flow: ``torch.export`` (strict), the
-  ``X86InductorQuantizer``, calibration, ``convert_pt2e``, then ``torch.compile`` with inductor
-  freezing, which fuses the quantize/dequantize pairs into oneDNN int8 kernels. The fast CPU
-  path for conv nets.
+  ``X86InductorQuantizer``, calibration, ``convert_pt2e``, then inductor with freezing, which
+  fuses the quantize/dequantize pairs into oneDNN int8 kernels. The fast CPU path for conv nets.
 * :class:`DynamicInt8` — torchao's ``Int8DynamicActivationInt8WeightConfig``: int8 weights and
   per-token int8 activations computed at run time, for ``nn.Linear`` only (transformers).
 * :class:`StaticInt8FX` — torch.ao's FX graph mode (``prepare_fx``/``convert_fx``), the course
@@ -36,6 +35,7 @@ __all__ = [
     "QuantizedModel",
     "StaticInt8",
     "StaticInt8FX",
+    "StaticShapeError",
     "quantize_model",
 ]
 
@@ -160,13 +160,47 @@ def _calibrate(run: Callable[[torch.Tensor], Any], batches: list[torch.Tensor], 
 def _compile_now(module: Callable[..., Any], example: torch.Tensor) -> Callable[..., Any]:
     """torch.compile with inductor freezing (weights become constants so int8 weight packing
     and conv+bn folding happen at compile time), compiled here on ``example`` rather than
-    inside anybody's timed call. The first call runs under inference_mode, as benchmarks do."""
+    inside anybody's timed call. The first call runs under inference_mode, as benchmarks do.
+    Dynamic int8 needs it (torchao's weight subclasses go through dynamo); a later strict
+    export can drop its compiled code (see :class:`_CompiledGraph`), so time it right after."""
     import torch._inductor.config as inductor_config
 
     compiled = torch.compile(module)
     with inductor_config.patch(freezing=True), torch.inference_mode():
         compiled(example)
     return compiled
+
+
+class StaticShapeError(InferenceScaleError, ValueError):
+    """An input whose shape is not the one the int8 graph was compiled for."""
+
+
+class _CompiledGraph:
+    """The converted int8 graph compiled by inductor itself (``torch._inductor.compile``, with
+    freezing), for the example's shape only.
+
+    Why not ``torch.compile``: dynamo keeps compiled code in a cache on the code object, and a
+    strict ``torch.export`` later in the process can drop that entry (``torch/_dynamo/eval_frame.py``
+    ``remove_from_cache``). The next call then recompiled outside the freezing patch, with the
+    int8 weights folded back to fp32 convolutions: a pruned int8 teacher-cnn at batch 100 went
+    from 12.4 to 26.3 ms once the unpruned model had been quantized after it (measured here,
+    torch 2.14.1). Compiled here, nothing global can undo it."""
+
+    def __init__(self, graph: torch.fx.GraphModule, example: torch.Tensor) -> None:
+        import torch._inductor
+
+        self.shape = tuple(example.shape)
+        with torch.inference_mode():  # as benchmarks call it
+            self._run = torch._inductor.compile(graph, [example], options={"freezing": True})
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) != self.shape:  # inductor's own check is an assert deep in generated code
+            raise StaticShapeError(
+                f"this int8 model was compiled for inputs of shape {self.shape}, got {tuple(x.shape)}: "
+                "pad the last batch (train.predict(..., fixed_batch=True)) or quantize for that shape"
+            )
+        out: torch.Tensor = self._run(x)
+        return out
 
 
 def _graph_tensors(gm: torch.fx.GraphModule) -> dict[str, torch.Tensor]:
@@ -224,7 +258,7 @@ def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[torch.Tenso
     report = _pt2e_report(model, converted, config, serialized_bytes(model))
     module: Callable[..., Any] = converted
     if config.compile:
-        module = _step(model, config, "torch.compile (inductor, freezing)")(_compile_now)(converted, example)
+        module = _step(model, config, "inductor compile (freezing)")(_CompiledGraph)(converted, example)
     return QuantizedModel(module, report, tuple(example.shape))
 
 
