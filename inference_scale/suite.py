@@ -7,12 +7,13 @@ cases through :func:`run_case`, so a record means the same wherever it was made.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,20 +370,27 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
         kind=subject.kind,
         threads=opts.threads,
     )
-    try:
+    with _one_line_failure():  # export refused, runtime refused: one line, no traceback
         prepared = state(model, ctx)
         extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
-    except InferenceScaleError as exc:  # export refused, runtime refused: one line, no traceback
-        pytest.fail(str(exc), pytrace=False)
     out = time_prepared(benchmark, subject, prepared, x, opts, extras=extras)
     # The other seeds come after the timing: preparing a model can disturb one prepared before
     # it (a strict export drops dynamo's compiled code of the same class; see quantize.model).
     if "training_data" in state.needs and "accuracy" in extras and opts.seeds > 1 and not opts.smoke:
-        try:
+        with _one_line_failure():
             benchmark.extra_info.update(_over_seeds(state, model, ctx, extras, session, subject, case.batch, opts))
-        except InferenceScaleError as exc:
-            pytest.fail(str(exc), pytrace=False)
     return out
+
+
+@contextlib.contextmanager
+def _one_line_failure() -> Iterator[None]:
+    """A user-facing error while preparing a case fails it with its one-line message."""
+    import pytest
+
+    try:
+        yield
+    except InferenceScaleError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _over_seeds(

@@ -40,13 +40,18 @@ def digits() -> Split:
     return load_dataset("mnist", seed=0)
 
 
+def _epochs(name: str) -> int:
+    """The training epochs of ``name``; a ValueError listing the trainable models otherwise."""
+    if name not in TRAINING_EPOCHS:
+        raise ValueError(f"{name!r} is not trained here; choices: {', '.join(TRAINING_EPOCHS)}")
+    return TRAINING_EPOCHS[name]
+
+
 @functools.cache
 def trained_model(name: str) -> nn.Module:
     """Registry model ``name`` (one of :data:`TRAINING_EPOCHS`) trained on :func:`digits`
     (seed 0), once per process and cached on disk (see the module docstring)."""
-    if name not in TRAINING_EPOCHS:
-        raise ValueError(f"{name!r} is not trained here; choices: {', '.join(TRAINING_EPOCHS)}")
-    epochs = TRAINING_EPOCHS[name]
+    epochs = _epochs(name)
     torch.manual_seed(0)
     init, data = get_model(name), digits()
     labels = hashlib.sha256(data.y_train.numpy().tobytes()).hexdigest()
@@ -70,8 +75,7 @@ def digits_subject(name: str) -> Subject:
     """Registry model ``name`` trained on the digits: eval on their test split, calibration and
     training (for ``kd``) on their training split."""
     info = model_info(name)
-    if name not in TRAINING_EPOCHS:
-        raise ValueError(f"{name!r} is not trained here; choices: {', '.join(TRAINING_EPOCHS)}")
+    _epochs(name)  # refuse an untrainable name now, not when the model is first built
     return Subject(
         name=name, family=info.family, kind=info.kind, input_shape=info.input_shape,
         build=lambda: trained_model(name), weights="trained:mnist",
