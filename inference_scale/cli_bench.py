@@ -7,12 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from .atomic import check_output_path
 from .runtime import DEVICES
 from .table import render
 
@@ -48,79 +45,40 @@ def _cmd_states(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pytest_args(args: argparse.Namespace, json_out: Path) -> list[str]:
-    from .plugin import SUITE_FILE
+def _plan(args: argparse.Namespace) -> Any:
+    """The plan of ``bench``'s arguments, checked by make_plan (the plugin's path too)."""
+    from .plan import make_plan
 
-    out = [
-        str(SUITE_FILE), "--benchmark-only", "--benchmark-autosave", "--benchmark-save-data",
-        f"--benchmark-storage={Path(args.storage).resolve()}", f"--benchmark-json={json_out}",
-        f"--rootdir={Path.cwd()}", "-p", "no:cacheprovider", "--benchmark-sort=name",
-        "--benchmark-columns=median,iqr,ops,rounds", "--is-model", args.model,
-        "--is-device", args.device, "--is-threads", str(args.threads), "--is-seeds", str(args.seeds),
-    ]  # fmt: skip
-    for flag, value in (("--is-states", args.states), ("--is-batch-size", args.batch_size),
-                        ("--is-input-shape", args.input_shape), ("--is-eval", args.eval),
-                        ("--is-calibration", args.calibration)):  # fmt: skip
-        if value is not None:
-            out += [flag, value]
-    if args.all_int8:
-        out.append("--is-all-int8")
-    if args.no_compile:
-        out.append("--is-no-compile")
-    return out
-
-
-def _check(args: argparse.Namespace) -> None:
-    """Everything that can be wrong, before any benchmark: paths, slugs, shape, model, loaders."""
-    from .plugin import split_values
-    from .states import get_state
-    from .subject import parse_input_shape, subject_from_spec
-    from .suite import DEFAULT_STATES, missing_input
-
-    if args.json:
-        check_output_path(args.json, what="--json")
-    check_output_path(Path(args.storage) / "run.json", what="--storage")
-    for flag, value in (("--states", args.states), ("--batch-size", args.batch_size)):
-        if value is not None and not split_values([value]):
-            raise ValueError(f"{flag} {value!r} names nothing; give comma-separated values or leave it out")
-    states = [get_state(s) for s in split_values([args.states] if args.states else None) or DEFAULT_STATES]
-    for raw in split_values([args.batch_size] if args.batch_size else None):
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"--batch-size {raw!r} is not valid; choices: positive integers such as 1, 8")
-    shape = parse_input_shape(args.input_shape) if args.input_shape is not None else None
-    if ":" in args.model and shape is None:
-        raise ValueError(f"model {args.model!r} is a factory: give its input shape, e.g. --input-shape 3,224,224")
-    subject = subject_from_spec(args.model, input_shape=shape, eval_spec=args.eval, calibration_spec=args.calibration)
-    for state in states:
-        problem = missing_input(state, subject)
-        if problem:
-            raise ValueError(problem.replace("--is-calibration / ", "").replace("--is-eval / ", ""))
+    return make_plan(
+        args.model, example=args.example, input_shape=args.input_shape, states=args.states,
+        batch_sizes=args.batch_size, eval=args.eval, calibration=args.calibration, seq_len=args.seq_len,
+        device=args.device, threads=args.threads, seeds=args.seeds, compile=not args.no_compile,
+        all_int8=args.all_int8,
+    )  # fmt: skip
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import pytest
+    from .api import BenchError, check_paths, run_plan
+    from .report import fastest_lines
 
-    from .report import fastest_lines, format_rows, rows_from_run
-    from .runs import load_run
-
-    _check(args)
-    with tempfile.TemporaryDirectory() as tmp:
-        json_out = Path(args.json).resolve() if args.json else Path(tmp) / "run.json"
-        code = int(pytest.main(_pytest_args(args, json_out)))
-        if code != 0:
-            print(f"inference-scale bench: pytest exited {code}; see its output above", file=sys.stderr)
-            return 2 if code == pytest.ExitCode.USAGE_ERROR else 1
-        rows = rows_from_run(load_run(json_out))
-        print(format_rows(rows, "table"))
-        print("\n".join(fastest_lines(rows)))
-        if args.json:
-            print(f"wrote {args.json}", file=sys.stderr)
+    check_paths(json=args.json, storage=args.storage)  # before any model is built
+    plan = _plan(args)
+    try:
+        result = run_plan(plan, json=args.json, storage=args.storage)
+    except BenchError as exc:
+        print(f"inference-scale bench: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 1
+    print(result.table())
+    print("\n".join(fastest_lines(result.rows)))
+    if args.json:
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
 def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any) -> None:
     """Add ``states`` and ``bench`` to the ``inference-scale`` subparsers."""
-    from .plugin import _DEFAULTS
+    from .api import DEFAULT_STORAGE
+    from .plan import DEFAULTS
     from .suite import DEFAULT_BATCHES, DEFAULT_STATES
 
     p = add_parser(sub, "states", help="list the compression states (slugs, what each needs, where it runs)")
@@ -133,20 +91,27 @@ def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], p
         "same run: speed, size, MACs, accuracy (with --eval) and agreement with fp32.",
         epilog=BENCH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("model", metavar="MODEL", help="a registry name or module:factory")
+    p.add_argument("model", metavar="MODEL", help="a registry name, hf:DIR, timm:NAME or module:factory")
+    p.add_argument("--example", metavar="MODULE:FN",
+                   help="a callable taking the batch size and returning the model's inputs: a tensor, a tuple "
+                   "(positional) or a dict (keyword arguments) of tensors")  # fmt: skip
     p.add_argument("--states", metavar="SLUG[,SLUG]", help=f"default: {','.join(DEFAULT_STATES)}")
     p.add_argument("--batch-size", metavar="N[,N]", help=f"default: {','.join(map(str, DEFAULT_BATCHES))}")
-    p.add_argument("--input-shape", metavar="C,H,W", help="one sample's shape without the batch (needed for a factory)")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="shorthand for one float input: one sample's shape without the batch")  # fmt: skip
+    p.add_argument(
+        "--seq-len", type=positive_int, metavar="N", help="tokens per input of an hf: text model (default 128)"
+    )
     p.add_argument("--eval", metavar="MODULE:LOADER", help="(inputs, targets) batches: accuracy in every state")
     p.add_argument("--calibration", metavar="MODULE:LOADER", help="input batches for static int8 (default: --eval's)")
-    p.add_argument("--device", choices=DEVICES, default="cpu")
-    p.add_argument("--threads", type=positive_int, default=1,
+    p.add_argument("--device", choices=DEVICES, default=DEFAULTS["device"])
+    p.add_argument("--threads", type=positive_int, default=DEFAULTS["threads"],
                    help="intra-op threads, the same for every state (default 1)")  # fmt: skip
-    seeds = _DEFAULTS["--is-seeds"]
+    seeds = DEFAULTS["seeds"]
     p.add_argument("--seeds", type=positive_int, default=seeds,
                    help=f"training states (kd) run once per seed; accuracy is the mean (default {seeds})")  # fmt: skip
     p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")
     p.add_argument("--json", metavar="OUT", help="also write the run's pytest-benchmark JSON here")
-    p.add_argument("--storage", default=".benchmarks", help="where the run is saved (default .benchmarks)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"where the run is saved (default {DEFAULT_STORAGE})")
     p.set_defaults(func=_cmd_bench)

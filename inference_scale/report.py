@@ -36,6 +36,7 @@ class Row:
     runtime: str | None = None  # "onnxruntime 1.32.0"; None: not recorded (torch, before peers)
     cosine: float | None = None  # logit cosine against fp32
     top1: float | None = None  # top-1 agreement with fp32
+    neighbours: float | None = None  # nearest-neighbour agreement with fp32 (embedding models)
     fastest: bool = False  # the fastest state of its model, batch and device in this run
 
     @property
@@ -53,7 +54,8 @@ class Row:
             return self.accuracy, "accuracy"
         if self.state == "fp32":
             return 1.0, "agreement"
-        return (self.top1, "agreement") if self.top1 is not None else (None, "none")
+        agreement = self.top1 if self.top1 is not None else self.neighbours
+        return (agreement, "agreement") if agreement is not None else (None, "none")
 
     @property
     def images_per_s(self) -> float | None:
@@ -98,6 +100,7 @@ def rows_from_run(run: Run) -> list[Row]:
         key = (info["model"], str(info["batch_size"]), info["device"])
         base = baselines.get((bench.func, *key), baselines.get(key))
         accuracy, cosine, top1 = info.get("accuracy"), info.get("cosine_vs_fp32"), info.get("top1_agreement")
+        neighbours = info.get("neighbour_agreement")
         runtime = f"{info.get('runtime', 'torch')} {info.get('runtime_version', '')}".strip()
         rows.append(
             Row(
@@ -108,6 +111,7 @@ def rows_from_run(run: Run) -> list[Row]:
                 speedup=None if base is None else base / bench.median, runtime=runtime,
                 cosine=float(cosine) if isinstance(cosine, (int, float)) else None,
                 top1=float(top1) if isinstance(top1, (int, float)) else None,
+                neighbours=float(neighbours) if isinstance(neighbours, (int, float)) else None,
             )
         )  # fmt: skip
     return _mark_fastest(sorted(rows, key=lambda r: (r.model, r.batch or 0, state_sort_key(r.state), r.name)))
@@ -151,6 +155,7 @@ _COLUMNS = (
     "MB",
     "acc",
     "cos vs fp32",
+    "agree",
     "GFLOP/s",
 )
 
@@ -166,7 +171,8 @@ def _cells(row: Row) -> list[str]:
         _num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), _num(row.images_per_s, ".1f"),
         "-" if row.speedup is None else f"{row.speedup:.2f}x", _num(row.params, ","), human(row.macs),
         _num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
-        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.cosine, ".5f"), _num(row.gflops, ".1f"),
+        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.cosine, ".5f"),
+        _num(row.top1 if row.top1 is not None else row.neighbours, ".1%"), _num(row.gflops, ".1f"),
     ]  # fmt: skip
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "SizeReport",
     "check_shape",
     "count_macs",
+    "count_macs_on",
     "count_params",
     "flops_from_macs",
     "gzip_bytes",
@@ -122,19 +123,33 @@ def count_macs(
     ref = _first_param(model)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.float32)
+    try:
+        # Allocated inside the try: an input too large for memory is a bad shape, not a crash.
+        x = torch.zeros((1, *shape), device=device, dtype=dtype)
+    except Exception as exc:
+        raise MacCountError(f"an input of {shape} (one sample, no batch) cannot be allocated: {exc}") from exc
+    return count_macs_on(model, (x,), what=str(shape))
+
+
+def count_macs_on(model: nn.Module, sample: tuple[torch.Tensor, ...], *, what: str | None = None) -> int:
+    """MACs of one forward pass ``model(*sample)`` on inputs of any structure (a tuple of
+    tensors: images, token ids and masks), counted by torch's FlopCounterMode. MACs per sample
+    are counted on a batch of one (``sample[i][:1]``)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
+    one = tuple(t[:1] for t in sample)
     output_params: dict[str, dict[str, Any]] = defaultdict(dict)
     counter = FlopCounterMode(None, False, False, output_params, _attention_hooks(), [])
     was_training = model.training
     model.eval()
     try:
-        # Allocated inside the try: an input too large for memory is a bad shape, not a crash.
-        x = torch.zeros((1, *shape), device=device, dtype=dtype)
         with torch.enable_grad(), counter:
-            model(x)
+            model(*one)
     except Exception as exc:  # the message names the model and the failing op
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        shown = what or ", ".join(f"{tuple(t.shape[1:])} {str(t.dtype).removeprefix('torch.')}" for t in one)
         raise MacCountError(
-            f"{type(model).__name__} does not run on input {shape} (one sample, no batch): {first}"
+            f"{type(model).__name__} does not run on input {shown} (one sample, no batch): {first}"
         ) from exc
     finally:
         model.train(was_training)

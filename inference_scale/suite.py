@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import statistics
 import sys
@@ -24,25 +25,27 @@ from torch import nn
 from .ab import BLOCK_TIME_ENV
 from .ab import PLUGIN as AB_PLUGIN
 from .errors import InferenceScaleError
+from .inputs import Batch, batch_len, chunks, concat, input_spec, take
+from .plan import DEFAULTS
 from .record import BenchmarkRecord
-from .sizing import count_macs
+from .sizing import count_macs_on
 from .states import Context, MissingInputError, Prepared, State, get_state
-from .states.compiled import Compile
-from .states.compound import Compound
 from .subject import Subject
-from .train import predict
 
 __all__ = [
     "BASELINE",
     "DEFAULT_BATCHES",
     "DEFAULT_STATES",
     "Case",
+    "CaseFailure",
     "Grid",
     "Options",
     "Session",
     "make_cases",
     "measure",
     "missing_input",
+    "neighbour_agreement",
+    "predict",
     "quality",
     "run_case",
     "skip_reason",
@@ -59,6 +62,12 @@ AGREEMENT_IMAGES = 8  # random images, where there is no eval data (random weigh
 SMOKE_EVAL_IMAGES = 64  # under --benchmark-disable: a check that it runs, not a figure
 CPU_WARMUP_CALLS = 2  # oneDNN builds its primitives and caches on the first call
 CUDA_WARMUP_SECONDS = 0.5  # clocks ramp and cuDNN autotunes: warm up by time, not by count
+
+
+class CaseFailure(InferenceScaleError, ValueError):
+    """A case whose numbers cannot be trusted (an output that is not finite, of the wrong
+    rows, or a quality figure that is not a number): the case fails before it is timed, so it
+    is never stored as a benchmark."""
 
 
 @dataclass(frozen=True)
@@ -121,18 +130,18 @@ class Options:
     say ``compiled: false``) and whether transformers get compiled int8 (minutes of inductor
     per graph on a small CPU)."""
 
-    device: str = "cpu"
-    threads: int = 1
+    device: str = DEFAULTS["device"]
+    threads: int = DEFAULTS["threads"]
     smoke: bool = False
-    compile: bool = True
-    all_int8: bool = False
-    cuda_events: int = 0  # on CUDA, also time this many calls with CUDA events (tools/gpu_check.sh)
-    seeds: int = 1  # states that train (kd) are applied once per seed, accuracy their mean (--is-seeds)
+    compile: bool = DEFAULTS["compile"]
+    all_int8: bool = DEFAULTS["all_int8"]
+    cuda_events: int = DEFAULTS["cuda_events"]  # on CUDA, also time this many calls with CUDA events
+    seeds: int = DEFAULTS["seeds"]  # states that train (kd) are applied once per seed, accuracy their mean
 
 
 @dataclass
 class Session:
-    """Subjects (found by ``resolve``), their built models, MACs and fp32 reference logits,
+    """Subjects (found by ``resolve``), their built models, MACs and fp32 reference outputs,
     each computed once."""
 
     resolve: Callable[[str], Subject]
@@ -146,51 +155,56 @@ class Session:
         subject = self._subjects[name]
         if name not in self._built:
             model = subject.build().eval()
-            self._built[name] = (model, count_macs(model, subject.input_shape))
+            self._built[name] = (model, count_macs_on(model, subject.example(1)))
         return (subject, *self._built[name])
 
-    def reference(self, name: str, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """fp32 eager logits of the source model on ``x`` (CPU), the agreement reference."""
-        key = (name, len(x))
+    def reference(self, name: str, x: Batch, batch: int) -> torch.Tensor:
+        """fp32 eager outputs of the source model on ``x`` (CPU), the agreement reference."""
+        key = (name, batch_len(x))
         if key not in self._reference:
             _, model, _ = self.model(name)
             self._reference[key] = predict(model, x, batch_size=batch)
         return self._reference[key]
 
 
-def _seeded(shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
-    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+def predict(model: Callable[..., Any], x: Batch, *, batch_size: int, fixed_batch: bool = False) -> torch.Tensor:
+    """Outputs of ``model(*inputs)`` on ``x`` in batches, as float32 on the CPU, under
+    inference mode. ``fixed_batch`` pads the last batch to ``batch_size`` (repeating its first
+    row; the padding's outputs are dropped), for models compiled for one static shape."""
+    n = batch_len(x)
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            chunk = take(x, i, i + batch_size)
+            rows = batch_len(chunk)
+            if fixed_batch and rows < batch_size:
+                chunk = concat([chunk, tuple(t[:1].expand(batch_size - rows, *t.shape[1:]) for t in chunk)])
+            out = model(*chunk)
+            outs.append(torch.as_tensor(out).float().cpu()[:rows])
+    return torch.cat(outs)
 
 
-def _chunks(x: torch.Tensor, batch: int, limit: int) -> tuple[torch.Tensor, ...]:
-    """Batches of exactly ``batch`` inputs (static exports are specialized to it), at most
-    ``limit`` inputs in all and at least one batch (repeating inputs if there are too few)."""
-    if len(x) < batch:
-        x = x.repeat((batch + len(x) - 1) // len(x), *[1] * (x.dim() - 1))
-    n = max(1, min(len(x), limit) // batch)
-    return tuple(x[i * batch : (i + 1) * batch] for i in range(n))
-
-
-def _calibration(subject: Subject, batch: int, opts: Options) -> tuple[torch.Tensor, ...]:
+def _calibration(subject: Subject, batch: int, opts: Options) -> tuple[Batch, ...]:
     """The subject's calibration inputs, else its eval inputs, else (random weights only)
-    seeded random images. A smoke run calibrates on one batch."""
-    real = subject.calibration()
+    seeded random inputs. A smoke run calibrates on one batch."""
+    real = subject.calibration_batch()
     if real is None:
         data = subject.eval_data()
         real = None if data is None else data.x
     if real is None:
         if not subject.random_calibration:
             return ()
-        real = _seeded(subject.input_shape, RANDOM_CALIBRATION_IMAGES, seed=1)
-    return _chunks(real, batch, batch if opts.smoke else CALIBRATION_IMAGES)
+        real = subject.example(RANDOM_CALIBRATION_IMAGES, seed=1)
+    return chunks(real, batch, batch if opts.smoke else CALIBRATION_IMAGES)
 
 
-def example_input(subject: Subject, batch: int) -> torch.Tensor:
-    """The timed input: the first eval inputs (repeated to fill the batch), else seeded noise."""
+def example_input(subject: Subject, batch: int) -> Batch:
+    """The timed input: the first eval inputs (repeated to fill the batch), else the subject's
+    seeded example inputs."""
     data = subject.eval_data()
     if data is None:
-        return _seeded(subject.input_shape, batch, seed=0)
-    return _chunks(data.x, batch, batch)[0]
+        return subject.example(batch, seed=0)
+    return chunks(data.x, batch, batch)[0]
 
 
 def missing_input(state: State, subject: Subject) -> str | None:
@@ -204,7 +218,7 @@ def missing_input(state: State, subject: Subject) -> str | None:
     if "calibration" in state.needs and no_data and not subject.random_calibration:
         return (
             f"state {state.slug!r} needs calibration data for {subject.name}: give a calibration loader "
-            "(--is-calibration / --calibration) or eval data (--is-eval / --eval)"
+            "or an eval loader (its inputs calibrate)"
         )
     if "training_data" in state.needs and subject.training is None:
         return f"state {state.slug!r} trains the model and {subject.name} comes with no training data"
@@ -212,57 +226,89 @@ def missing_input(state: State, subject: Subject) -> str | None:
 
 
 def skip_reason(state: State, subject: Subject, model: nn.Module, opts: Options) -> str | None:
-    """Why ``state`` is not run for ``subject`` here: the state's own reason (device, kind,
-    model), else the suite's compile policy for transformers."""
+    """Why ``state`` is not run for ``subject`` here: the state's own declared facts (device,
+    kind, model, whether it compiles what this run does not compile)."""
     reason = state.skip_reason(model, device=opts.device, kind=subject.kind)
     if reason:
         return reason
-    parts = state.slug.split("+")
-    if subject.kind == "transformer" and not opts.all_int8:
-        steps = state.parts if isinstance(state, Compound) else (state,)
-        if any(isinstance(step, Compile) for step in steps):  # compile and compile-bf16
-            return (
-                "inductor needs minutes per batch size to compile a transformer on a small CPU; --is-all-int8 runs it"
-            )
-        if "int8-static" in parts:
-            return (
-                "static PT2E int8 on a transformer needs minutes of inductor compile per batch size; "
-                "--is-all-int8 runs it"
-            )
-        if "int8-dynamic" in parts:
-            # Measured on this project's 2-core Zen4 host: eager torch._int_mm is ~14x slower than
-            # an fp32 matmul of the same shape, so uncompiled dynamic int8 is no deployment.
-            return "dynamic int8 is only fast compiled (eager torch._int_mm is a slow reference kernel); --is-all-int8"
-    return None
+    slow = state.compile_reason(subject.kind, slow_compile=opts.all_int8)
+    return f"{slow}; the all-int8 option (--is-all-int8, bench --all-int8) runs it" if slow else None
+
+
+def _finite(value: float, what: str, subject: Subject, slug: str) -> float:
+    if not math.isfinite(value):
+        raise CaseFailure(f"{subject.name} in {slug}: {what} is {value}, not a number: the outputs are not finite")
+    return value
+
+
+def _check_output(out: object, rows: int, subject: Subject, slug: str, *, what: str) -> torch.Tensor:
+    """The output of ``rows`` inputs: a tensor with a row per input, every value finite."""
+    if not isinstance(out, torch.Tensor):
+        raise CaseFailure(f"{subject.name} in {slug}: {what} is a {type(out).__name__}, not a tensor")
+    if out.dim() == 0 or out.shape[0] != rows:
+        raise CaseFailure(f"{subject.name} in {slug}: {what} has shape {tuple(out.shape)}, not {rows} rows")
+    bad = int((~torch.isfinite(out.float())).sum())
+    if bad:
+        raise CaseFailure(f"{subject.name} in {slug}: {what} has {bad} non-finite values (NaN or inf) of {out.numel()}")
+    return out
+
+
+def neighbour_agreement(ref: torch.Tensor, out: torch.Tensor) -> float:
+    """The share of inputs whose nearest other input (by cosine of their embeddings) is the
+    same under ``out`` as under ``ref``: retrieval with the state's embeddings finds what
+    fp32's would."""
+    if len(ref) < 2:
+        return float("nan")
+
+    def nearest(e: torch.Tensor) -> torch.Tensor:
+        unit = F.normalize(e.reshape(len(e), -1).double(), dim=1)
+        sim = unit @ unit.T
+        sim.fill_diagonal_(-math.inf)
+        return sim.argmax(1)
+
+    return float((nearest(ref) == nearest(out)).double().mean())
 
 
 def quality(
     prepared: Prepared, session: Session, subject: Subject, batch: int, opts: Options, *, baseline: bool
 ) -> dict[str, Any]:
-    """Accuracy on the subject's eval data (when it has some) and agreement with fp32 eager
-    (cosine similarity of the logits, top-1 agreement) on the eval inputs or, without them,
-    on seeded random images. The baseline's agreement with itself is not recorded."""
+    """Accuracy on the subject's eval data (where it has targets) and agreement with fp32
+    eager on the eval inputs or, without them, on seeded example inputs: the per-sample cosine
+    of the outputs (mean over samples), top-1 agreement where they are class logits, and
+    nearest-neighbour agreement for an embedding model. The baseline's agreement with itself
+    is not recorded. Outputs and figures that are not finite fail the case (:class:`CaseFailure`)."""
     data = subject.eval_data()
-    if data is None and baseline:
-        return {}  # no accuracy to measure, and agreement with itself says nothing
     limit = SMOKE_EVAL_IMAGES if opts.smoke else None
-    x = (
-        data.x[:limit]
-        if data is not None
-        else _seeded(subject.input_shape, batch if opts.smoke else AGREEMENT_IMAGES, 2)
-    )
-    out = predict(prepared, x, batch_size=batch, fixed_batch=True)
-    extras: dict[str, Any] = {}
     if data is not None:
-        y = data.y[: len(x)]
-        extras["accuracy"] = float((out.argmax(1) == y).float().mean())
+        x = take(data.x, 0, limit or len(data))
+    else:
+        x = subject.example(batch if opts.smoke else AGREEMENT_IMAGES, seed=2)
+    out = predict(prepared, x, batch_size=batch, fixed_batch=True)
+    n = batch_len(x)
+    _check_output(out, n, subject, prepared.slug, what="the output on the eval inputs")
+    extras: dict[str, Any] = {}
+    logits = out.dim() == 2 and subject.quality == "logits"
+    if data is not None and data.y is not None and logits:
+        y = data.y[:n]
+        extras["accuracy"] = _finite(float((out.argmax(1) == y).float().mean()), "accuracy", subject, prepared.slug)
         extras["accuracy_dataset"] = subject.accuracy_dataset or "eval loader"
         extras["accuracy_images"] = len(y)
-    if not baseline:
-        ref = session.reference(subject.name, x, batch)
-        cosine = float(F.cosine_similarity(ref.flatten(), out.flatten(), dim=0))
-        extras["cosine_vs_fp32"] = max(-1.0, min(1.0, cosine))  # 1.0000001 is rounding
+    if data is not None and subject.quality == "embedding":
+        extras["quality_dataset"] = subject.accuracy_dataset or "eval loader"
+        extras["quality_inputs"] = n
+    if baseline:
+        return extras
+    ref = session.reference(subject.name, x, batch)
+    cosine = F.cosine_similarity(ref.reshape(n, -1).double(), out.reshape(n, -1).double(), dim=1)
+    value = _finite(float(cosine.mean()), "the cosine against fp32", subject, prepared.slug)
+    extras["cosine_vs_fp32"] = max(-1.0, min(1.0, value))  # 1.0000001 is rounding
+    extras["cosine_min_vs_fp32"] = max(-1.0, min(1.0, float(cosine.min())))
+    if logits:
         extras["top1_agreement"] = float((ref.argmax(1) == out.argmax(1)).float().mean())
+    if subject.quality == "embedding":
+        extras["neighbour_agreement"] = _finite(
+            neighbour_agreement(ref, out), "the neighbour agreement", subject, prepared.slug
+        )
     return extras
 
 
@@ -324,25 +370,29 @@ def time_prepared(
     benchmark: Any,
     subject: Subject,
     prepared: Prepared,
-    x: torch.Tensor,
+    x: Batch,
     opts: Options,
     *,
     extras: dict[str, Any] | None = None,
     group: str | None = None,
 ) -> torch.Tensor:
     """The record of ``prepared`` (its facts, the run's settings, ``extras``), then its timing
-    on input ``x``. Returns the timed call's output, checked to be finite, one row per input."""
+    on input ``x``. The timed call's output is checked before timing (one finite row per
+    input: a case that fails is never stored as a benchmark) and returned."""
+    run = prepared.runner(x)
+    rows = batch_len(x)
+    with torch.inference_mode():
+        _check_output(torch.as_tensor(run()).cpu(), rows, subject, prepared.slug, what="the output of the timed call")
+    spec = input_spec(x, subject.input_names)
+    inputs = {"inputs": spec} if len(spec) > 1 or spec[0]["dtype"] != "float32" else {}
     record = BenchmarkRecord(
-        model=subject.name, family=subject.family, kind=subject.kind, state=prepared.slug, batch_size=len(x),
+        model=subject.name, family=subject.family, kind=subject.kind, state=prepared.slug, batch_size=rows,
         device=opts.device, threads=opts.threads, dtype=prepared.dtype, params=prepared.params,
         nonzero_params=prepared.nonzero_params, macs=prepared.macs, bytes=prepared.bytes,
         input_shape=list(subject.input_shape), weights=subject.weights, runtime=prepared.runtime,
-        runtime_version=prepared.runtime_version, extras={**prepared.extras, **(extras or {})},
+        runtime_version=prepared.runtime_version, extras={**prepared.extras, **inputs, **(extras or {})},
     )  # fmt: skip
-    out = measure(benchmark, prepared.runner(x), record, group=group or subject.name, cuda_events=opts.cuda_events)
-    if isinstance(out, torch.Tensor) and (out.shape[0] != len(x) or not torch.isfinite(out.float()).all()):
-        raise AssertionError(f"{subject.name} in {prepared.slug}: output {tuple(out.shape)} not finite or wrong")
-    return out
+    return measure(benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events)
 
 
 def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> torch.Tensor | None:
@@ -350,7 +400,12 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
     None (after ``pytest.skip``) when the state cannot run this model here."""
     import pytest
 
-    subject, model, macs = session.model(case.subject)
+    from .hub import SubjectUnavailableError
+
+    try:
+        subject, model, macs = session.model(case.subject)
+    except SubjectUnavailableError as exc:  # its package is not installed: a skip in a grid
+        pytest.skip(str(exc))
     state = get_state(case.state)
     reason = skip_reason(state, subject, model, opts)
     if reason:
@@ -369,11 +424,12 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
         name=subject.name,
         kind=subject.kind,
         threads=opts.threads,
+        input_names=subject.input_names,
     )
-    with _one_line_failure():  # export refused, runtime refused: one line, no traceback
+    with _one_line_failure():  # export refused, runtime refused, outputs not finite: one line, no traceback
         prepared = state(model, ctx)
         extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
-    out = time_prepared(benchmark, subject, prepared, x, opts, extras=extras)
+        out = time_prepared(benchmark, subject, prepared, x, opts, extras=extras)
     # The other seeds come after the timing: preparing a model can disturb one prepared before
     # it (a strict export drops dynamo's compiled code of the same class; see quantize.model).
     if "training_data" in state.needs and "accuracy" in extras and opts.seeds > 1 and not opts.smoke:

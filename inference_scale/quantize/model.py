@@ -114,23 +114,35 @@ class QuantizationReport:
 
 @dataclass(frozen=True)
 class QuantizedModel:
-    """A ready-to-run quantized model (compiled already, when the config compiles)."""
+    """A ready-to-run quantized model (compiled already, when the config compiles), called
+    with the model's positional inputs."""
 
-    module: Callable[[torch.Tensor], torch.Tensor]
+    module: Callable[..., torch.Tensor]
     report: QuantizationReport
-    example_shape: tuple[int, ...]
+    example_shape: tuple[int, ...]  # of the first input
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x)
+    def __call__(self, *x: torch.Tensor) -> torch.Tensor:
+        return self.module(*x)
 
 
-def _batches(calibration: Iterable[Any]) -> Iterator[torch.Tensor]:
+Batch = tuple[torch.Tensor, ...]
+
+
+def _batches(calibration: Iterable[Any]) -> Iterator[Batch]:
     """Accept plain tensors or (input, target, ...) tuples, as a DataLoader yields."""
     for item in calibration:
         x = item[0] if isinstance(item, (tuple, list)) else item
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"calibration batches must be tensors or (tensor, ...) tuples, got {type(x).__name__}")
-        yield x
+        yield (x,)
+
+
+def _structured(batches: Iterable[Any]) -> Iterator[Batch]:
+    """Batches of a multi-input model: each a tuple of tensors, its positional inputs."""
+    for item in batches:
+        if not isinstance(item, (tuple, list)) or not item or not all(isinstance(t, torch.Tensor) for t in item):
+            raise TypeError(f"calibration_inputs must be tuples of tensors, got {type(item).__name__}")
+        yield tuple(item)
 
 
 def _step(model: nn.Module, config: Config, step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -151,13 +163,13 @@ def _step(model: nn.Module, config: Config, step: str) -> Callable[[Callable[...
     return wrap
 
 
-def _calibrate(run: Callable[[torch.Tensor], Any], batches: list[torch.Tensor], progress: bool) -> None:
+def _calibrate(run: Callable[..., Any], batches: list[Batch], progress: bool) -> None:
     with torch.no_grad():
         for x in tqdm(batches, desc="calibrate", disable=not progress, leave=False):
-            run(x)
+            run(*x)
 
 
-def _compile_now(module: Callable[..., Any], example: torch.Tensor) -> Callable[..., Any]:
+def _compile_now(module: Callable[..., Any], example: Batch) -> Callable[..., Any]:
     """torch.compile with inductor freezing (weights become constants so int8 weight packing
     and conv+bn folding happen at compile time), compiled here on ``example`` rather than
     inside anybody's timed call. The first call runs under inference_mode, as benchmarks do.
@@ -167,7 +179,7 @@ def _compile_now(module: Callable[..., Any], example: torch.Tensor) -> Callable[
 
     compiled = torch.compile(module)
     with inductor_config.patch(freezing=True), torch.inference_mode():
-        compiled(example)
+        compiled(*example)
     return compiled
 
 
@@ -186,20 +198,23 @@ class _CompiledGraph:
     from 12.4 to 26.3 ms once the unpruned model had been quantized after it (measured here,
     torch 2.14.1). Compiled here, nothing global can undo it."""
 
-    def __init__(self, graph: torch.fx.GraphModule, example: torch.Tensor) -> None:
+    def __init__(self, graph: torch.fx.GraphModule, example: Batch) -> None:
         import torch._inductor
 
-        self.shape = tuple(example.shape)
+        self.shapes = tuple(tuple(t.shape) for t in example)
         with torch.inference_mode():  # as benchmarks call it
-            self._run = torch._inductor.compile(graph, [example], options={"freezing": True})
+            self._run = torch._inductor.compile(graph, list(example), options={"freezing": True})
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape) != self.shape:  # inductor's own check is an assert deep in generated code
+    def __call__(self, *x: torch.Tensor) -> torch.Tensor:
+        shapes = tuple(tuple(t.shape) for t in x)
+        if shapes != self.shapes:  # inductor's own check is an assert deep in generated code
+            shown = ", ".join(map(str, self.shapes)) if len(self.shapes) > 1 else str(self.shapes[0])
+            got = ", ".join(map(str, shapes)) if len(shapes) > 1 else str(shapes[0] if shapes else ())
             raise StaticShapeError(
-                f"this int8 model was compiled for inputs of shape {self.shape}, got {tuple(x.shape)}: "
+                f"this int8 model was compiled for inputs of shape {shown}, got {got}: "
                 "pad the last batch (train.predict(..., fixed_batch=True)) or quantize for that shape"
             )
-        out: torch.Tensor = self._run(x)
+        out: torch.Tensor = self._run(*x)
         return out
 
 
@@ -239,7 +254,7 @@ def _pt2e_report(model: nn.Module, converted: torch.fx.GraphModule, config: Conf
     return QuantizationReport(repr(config), tuple(quantized), kept, before, serialized_bytes(_graph_tensors(converted)))
 
 
-def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[torch.Tensor], progress: bool) -> QuantizedModel:
+def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[Batch], progress: bool) -> QuantizedModel:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -248,7 +263,7 @@ def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[torch.Tenso
     # has more than one output node". The batch dimension stays static on purpose: a dynamic
     # one made the compiled int8 ResNet-50 1.7x slower at batch 8.
     exported = _step(model, config, "torch.export.export (strict)")(
-        lambda: torch.export.export(model, (example,), strict=True).module()
+        lambda: torch.export.export(model, example, strict=True).module()
     )()
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(reduce_range=config.reduce_range))
@@ -259,10 +274,10 @@ def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[torch.Tenso
     module: Callable[..., Any] = converted
     if config.compile:
         module = _step(model, config, "inductor compile (freezing)")(_CompiledGraph)(converted, example)
-    return QuantizedModel(module, report, tuple(example.shape))
+    return QuantizedModel(module, report, tuple(example[0].shape))
 
 
-def _dynamic(model: nn.Module, config: DynamicInt8, batches: list[torch.Tensor], progress: bool) -> QuantizedModel:
+def _dynamic(model: nn.Module, config: DynamicInt8, batches: list[Batch], progress: bool) -> QuantizedModel:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -285,10 +300,10 @@ def _dynamic(model: nn.Module, config: DynamicInt8, batches: list[torch.Tensor],
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401
 
         module = _step(model, config, "torch.compile (inductor, freezing)")(_compile_now)(model, example)
-    return QuantizedModel(module, report, tuple(example.shape))
+    return QuantizedModel(module, report, tuple(example[0].shape))
 
 
-def _static_fx(model: nn.Module, config: StaticInt8FX, batches: list[torch.Tensor], progress: bool) -> QuantizedModel:
+def _static_fx(model: nn.Module, config: StaticInt8FX, batches: list[Batch], progress: bool) -> QuantizedModel:
     with warnings.catch_warnings():
         # torch.ao.quantization announces its deprecation on import and on each call; the
         # replacement is torchao (StaticInt8). Silenced here only, where we call it knowingly.
@@ -299,7 +314,7 @@ def _static_fx(model: nn.Module, config: StaticInt8FX, batches: list[torch.Tenso
         example = batches[0]
         before = serialized_bytes(model)
         prepared = _step(model, config, "prepare_fx (symbolic trace)")(prepare_fx)(
-            model, get_default_qconfig_mapping(config.backend), example_inputs=(example,)
+            model, get_default_qconfig_mapping(config.backend), example_inputs=example
         )
         _step(model, config, "calibration")(_calibrate)(prepared, batches, progress)
         converted = _step(model, config, "convert_fx")(convert_fx)(prepared)
@@ -309,7 +324,7 @@ def _static_fx(model: nn.Module, config: StaticInt8FX, batches: list[torch.Tenso
     quantized = tuple(n for n in original if n not in float_names)
     kept = {n: f"no int8 module pattern in the {config.backend} qconfig mapping" for n in original if n in float_names}
     return QuantizedModel(
-        converted, QuantizationReport(repr(config), quantized, kept, before, after), tuple(example.shape)
+        converted, QuantizationReport(repr(config), quantized, kept, before, after), tuple(example[0].shape)
     )
 
 
@@ -326,6 +341,8 @@ def quantize_model(
     *,
     calibration: Iterable[Any] | None = None,
     example_input: torch.Tensor | None = None,
+    calibration_inputs: Iterable[Batch] | None = None,
+    example_inputs: Batch | None = None,
     progress: bool = True,
 ) -> QuantizedModel:
     """Quantize a copy of ``model`` to int8 as ``config`` says.
@@ -333,7 +350,9 @@ def quantize_model(
     ``calibration``: batches (tensors, or tuples whose first item is the input) that set the
     static activation ranges; static configs need it. Every batch must have the shape of the
     first, which is also the shape the model is exported and compiled for. ``example_input``
-    stands in for it where no calibration is needed (``DynamicInt8``).
+    stands in for it where no calibration is needed (``DynamicInt8``). A model of several
+    inputs (token ids and a mask, an image and a table) takes ``calibration_inputs`` and
+    ``example_inputs`` instead: tuples of tensors, its positional arguments.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize_model needs an nn.Module, got {type(model).__name__}")
@@ -341,13 +360,16 @@ def quantize_model(
     if handler is None:
         raise TypeError(f"config must be one of {', '.join(c.__name__ for c in _HANDLERS)}, got {config!r}")
     batches = list(_batches(calibration)) if calibration is not None else []
+    if calibration_inputs is not None:
+        batches += list(_structured(calibration_inputs))
+    example = (example_input,) if example_input is not None else example_inputs
     if not batches:
-        if isinstance(config, DynamicInt8) and example_input is not None:
-            batches = [example_input]
+        if isinstance(config, DynamicInt8) and example is not None:
+            batches = [example]
         else:
             need = "calibration batches" if not isinstance(config, DynamicInt8) else "calibration or example_input"
             raise ValueError(f"{type(config).__name__} needs {need}")
-    shapes = {tuple(b.shape) for b in batches}
+    shapes = {tuple(tuple(t.shape) for t in b) if len(b) > 1 else tuple(b[0].shape) for b in batches}
     if len(shapes) > 1:
         raise ValueError(f"calibration batches must share one shape (the export shape), got {sorted(shapes)}")
     work = clone(model).eval()

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from ..errors import InferenceScaleError, did_you_mean
+from ..inputs import Batch, call_adapted, map_tensors
 from ..runtime import DEVICES, check_device, device_available, synchronize
-from ..sizing import count_macs, count_params, serialized_bytes
+from ..sizing import count_macs_on, count_params, serialized_bytes
 from .slugs import COMPOUND_SEP, canonical_slug, pattern_regex
 
 __all__ = [
@@ -72,17 +73,18 @@ class MissingInputError(InferenceScaleError, ValueError):
 
 @dataclass(frozen=True)
 class Context:
-    """What a state may use besides the model. ``example`` is one input batch (fp32, on the
-    CPU): its batch size is the one static exports and compiled graphs are specialized to.
-    ``calibration`` batches must have the example's shape. ``macs`` is the model's fp32 MACs
+    """What a state may use besides the model. ``example`` is one input batch (a tuple of
+    tensors, the model's positional inputs, on the CPU: float images, or token ids and masks):
+    its batch size is the one static exports and compiled graphs are specialized to.
+    ``calibration`` batches must have the example's structure and shapes. ``macs`` is the model's fp32 MACs
     per sample when already known (counting a big model takes seconds). ``compile=False``
     runs compiled states eager (the smoke run); their records say so. ``name`` is the model's,
     for error messages; ``threads`` is the intra-op thread count other runtimes are given (0:
     torch's current one, which the suite has set)."""
 
-    example: torch.Tensor
+    example: Batch
     device: str = "cpu"
-    calibration: tuple[torch.Tensor, ...] = ()
+    calibration: tuple[Batch, ...] = ()
     macs: int | None = None
     compile: bool = True
     training: Any = None  # a data.Split for states that train (kd)
@@ -92,17 +94,33 @@ class Context:
     kind: str | None = None  # conv, transformer, mlp: some quantizers treat them differently
     threads: int = 0
     seed: int = 0  # of the states that train (kd): the suite repeats them over seeds
+    input_names: tuple[str, ...] | None = None  # the inputs' names, for exports (None: input, input_1, ...)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.example, torch.Tensor):  # one tensor is one input
+            object.__setattr__(self, "example", (self.example,))
+        if any(isinstance(b, torch.Tensor) for b in self.calibration):
+            calibration = tuple((b,) if isinstance(b, torch.Tensor) else b for b in self.calibration)
+            object.__setattr__(self, "calibration", calibration)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.example.shape[1:])
+        """The first input's per-sample shape."""
+        return tuple(self.example[0].shape[1:])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One name per input: the model's keyword names, else ``input``, ``input_1``, ..."""
+        if self.input_names is not None:
+            return self.input_names
+        return tuple("input" if i == 0 else f"input_{i}" for i in range(len(self.example)))
 
     @property
     def intra_threads(self) -> int:
         return self.threads or torch.get_num_threads()
 
 
-def _identity(x: torch.Tensor) -> torch.Tensor:
+def _identity(x: Batch) -> Batch:
     return x
 
 
@@ -110,14 +128,15 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 class Prepared:
     """A model in a state, ready to run, with its facts as deployed. ``module`` is what runs
     (an nn.Module, a compiled or exported callable, another runtime's session); ``layout``
-    turns an fp32 CPU batch into the input it takes (device, memory format, dtype);
+    turns a CPU batch (a tuple of tensors) into the inputs it takes (device, memory format,
+    dtype of the floating ones);
     ``autocast`` is the autocast dtype it runs under, or None. ``float_module`` is the float
     nn.Module the state produced (a pruned copy, say) for a later state of a compound to take,
     or None where the state's output is not one (int8, another runtime). ``runtime`` and
     ``runtime_version`` name what executes it."""
 
     slug: str
-    module: Callable[[torch.Tensor], Any]
+    module: Callable[..., Any]  # called as module(*inputs)
     device: str
     dtype: str
     bytes: int
@@ -125,7 +144,7 @@ class Prepared:
     nonzero_params: int
     macs: int
     extras: dict[str, Any] = field(default_factory=dict)
-    layout: Callable[[torch.Tensor], torch.Tensor] = _identity
+    layout: Callable[[Batch], Batch] = _identity
     autocast: torch.dtype | None = None
     float_module: nn.Module | None = None
     runtime: str = "torch"
@@ -136,21 +155,24 @@ class Prepared:
             return contextlib.nullcontext()
         return torch.autocast(torch.device(self.device).type, dtype=self.autocast)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for one fp32 CPU batch, as float32 on the CPU (for accuracy and agreement)."""
+    def __call__(self, *x: torch.Tensor | Batch) -> torch.Tensor:
+        """Outputs for one CPU batch (the model's inputs, or one tuple of them), as float32 on
+        the CPU (for accuracy and agreement)."""
+        batch = x[0] if len(x) == 1 and isinstance(x[0], tuple) else x
         with torch.inference_mode(), self._autocast():
-            out = self.module(self.layout(x))
-        return out.float().cpu()
+            out = call_adapted(self.module, self.layout(batch))
+        return torch.as_tensor(out).float().cpu()
 
-    def runner(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def runner(self, x: Batch | torch.Tensor) -> Callable[[], torch.Tensor]:
         """The zero-argument callable to time: one forward pass on ``x`` (laid out here, once,
         outside the timed call). On CUDA it synchronizes inside the call, so the timer sees the
         kernels finish rather than their launch."""
-        xin, device, module = self.layout(x), self.device, self.module
+        batch = (x,) if isinstance(x, torch.Tensor) else x
+        xin, device, module = self.layout(batch), self.device, self.module
 
         def run() -> torch.Tensor:
             with torch.inference_mode(), self._autocast():
-                out = module(xin)
+                out = module(*xin)
             synchronize(device)
             return out
 
@@ -172,6 +194,11 @@ class State:
     defaults: ClassVar[dict[str, int]] = {}  # parameters of the example instance
     # Whether it hands on a float nn.Module that another state can take (see compound.py).
     chainable: ClassVar[bool] = False
+    # Whether apply() runs inductor (where the context allows compiling). Inductor needs
+    # minutes per graph and batch size for a transformer on a small CPU, so such a state skips
+    # transformers unless the run asks for slow compiles (compile_reason).
+    compiles: ClassVar[bool] = False
+    compile_skip: ClassVar[str] = "inductor needs minutes per batch size to compile a transformer on a small CPU"
 
     @property
     def slug(self) -> str:
@@ -203,6 +230,12 @@ class State:
             return f"{dev} is not available on this machine"
         if self.kinds is not None and kind is not None and kind not in self.kinds:
             return f"{self.slug} supports {', '.join(self.kinds)} models, not {kind}"
+        return None
+
+    def compile_reason(self, kind: str | None, *, slow_compile: bool) -> str | None:
+        """Why this state skips a ``kind`` model in a run that does not allow slow compiles."""
+        if self.compiles and kind == "transformer" and not slow_compile:
+            return self.compile_skip
         return None
 
     def check_context(self, ctx: Context) -> None:
@@ -315,10 +348,14 @@ def dense_facts(model: nn.Module, ctx: Context, *, recount: bool = False) -> Fac
     """params, non-zeros, MACs per sample and serialized bytes of a float ``model``. MACs are
     taken from ``ctx`` unless the state changed the architecture (``recount``)."""
     counts = count_params(model)
-    macs = ctx.macs if ctx.macs is not None and not recount else count_macs(model, ctx.input_shape)
+    macs = ctx.macs if ctx.macs is not None and not recount else count_macs_on(model, _cpu(ctx.example))
     return {
         "params": counts.total,
         "nonzero_params": counts.nonzero if counts.nonzero is not None else counts.total,
         "macs": int(macs),
         "bytes": serialized_bytes(model),
     }
+
+
+def _cpu(batch: Batch) -> Batch:
+    return map_tensors(batch, lambda t: t.cpu())

@@ -27,6 +27,7 @@ class Compile(State):
     pattern: ClassVar[str] = "compile"
     family: ClassVar[str] = "runtime"
     needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
+    compiles: ClassVar[bool] = True
     autocast: ClassVar[torch.dtype | None] = None
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:

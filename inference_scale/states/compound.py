@@ -69,6 +69,13 @@ class Compound(State):
                 return f"{part.slug}: {reason}"
         return None
 
+    def compile_reason(self, kind: str | None, *, slow_compile: bool) -> str | None:
+        for part in self.parts:
+            reason = part.compile_reason(kind, slow_compile=slow_compile)
+            if reason:
+                return f"{part.slug}: {reason}"
+        return None
+
     def check_context(self, ctx: Context) -> None:
         # A part that needs a teacher (kd) gets the compound's source model when ctx has none.
         given = ctx if ctx.teacher is not None else dataclasses.replace(ctx, teacher=nn.Identity())

@@ -14,12 +14,11 @@ import torch
 from torch import nn
 
 from ..cloning import clone
+from ..inputs import Batch
 from .base import Context, Prepared, register_state
 from .peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
 
-__all__ = ["OrtFP32", "OrtInt8", "export_onnx"]
-
-INPUT_NAME = "input"
+__all__ = ["OrtFP32", "OrtInt8", "export_onnx", "onnx_input_names", "ort_prepared", "ort_session"]
 
 
 def export_onnx(model: nn.Module, ctx: Context, path: Path) -> Path:
@@ -29,11 +28,11 @@ def export_onnx(model: nn.Module, ctx: Context, path: Path) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             clone(model).cpu().eval(),
-            (ctx.example,),
+            ctx.example,
             str(path),
             dynamo=True,
             external_data=False,
-            input_names=[INPUT_NAME],
+            input_names=list(ctx.names),
             verbose=False,
         )
     return path
@@ -45,7 +44,16 @@ def _config(ctx: Context) -> dict[str, Any]:
     return {"intra_op_num_threads": ctx.intra_threads, "inter_op_num_threads": 1, "execution_mode": "sequential"}
 
 
-def _session(path: Path, ctx: Context, runtime: str) -> Any:
+def onnx_input_names(path: Path) -> list[str]:
+    """The graph inputs of an ONNX file (an exporter drops inputs the graph never reads)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return [i.name for i in graph.input if i.name not in weights]
+
+
+def ort_session(path: Path, ctx: Context, runtime: str) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -59,13 +67,16 @@ def _session(path: Path, ctx: Context, runtime: str) -> Any:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _prepared(state: OrtState, model: nn.Module, ctx: Context, path: Path, dtype: str) -> Prepared:
+def ort_prepared(state: OrtState, model: nn.Module, ctx: Context, path: Path, dtype: str) -> Prepared:
+    """The Prepared of an ONNX file run by ONNX Runtime's CPU provider: the model's inputs
+    fed by name (those the graph kept), its first output returned."""
     runtime = f"onnxruntime {state.version()}"
-    session = _session(path, ctx, runtime)
-    name = session.get_inputs()[0].name
+    session = ort_session(path, ctx, runtime)
+    kept = {i.name for i in session.get_inputs()}
+    names = [n if n in kept else None for n in ctx.names]
 
-    def run(x: Any) -> Any:
-        return session.run(None, {name: x})[0]
+    def run(*x: Any) -> Any:
+        return session.run(None, {n: a for n, a in zip(names, x, strict=True) if n is not None})[0]
 
     return peer_prepared(
         state, model, ctx, run, dtype=dtype, artifact=path.name, size=artifact_bytes(path), config=_config(ctx)
@@ -93,14 +104,17 @@ class OrtFP32(OrtState):
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         with tempfile.TemporaryDirectory(prefix="is-ort-") as tmp:
             path = export_onnx(model, ctx, Path(tmp) / "model.onnx")
-            return _prepared(self, model, ctx, path, "float32")
+            return ort_prepared(self, model, ctx, path, "float32")
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over the context's calibration batches."""
+    """onnxruntime's CalibrationDataReader protocol over the context's calibration batches,
+    each fed by input name (only the inputs the graph kept)."""
 
-    def __init__(self, name: str, batches: tuple[torch.Tensor, ...]) -> None:
-        self._feeds = ({name: b} for b in numpy_batches(batches))
+    def __init__(self, names: tuple[str, ...], kept: list[str], batches: tuple[Batch, ...]) -> None:
+        self._feeds = (
+            {n: a for n, a in zip(names, arrays, strict=True) if n in kept} for arrays in numpy_batches(batches)
+        )
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._feeds, None)
@@ -130,10 +144,10 @@ class OrtInt8(OrtState):
                 quantize_static(
                     str(pre),
                     str(out),
-                    _Reader(INPUT_NAME, ctx.calibration),  # type: ignore[arg-type]
+                    _Reader(ctx.names, onnx_input_names(pre), ctx.calibration),  # type: ignore[arg-type]
                     quant_format=QuantFormat.QDQ,
                     per_channel=True,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                 )
-            return _prepared(self, model, ctx, out, "int8")
+            return ort_prepared(self, model, ctx, out, "int8")

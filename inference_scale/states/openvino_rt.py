@@ -39,7 +39,10 @@ def _convert(model: nn.Module, ctx: Context, runtime: str) -> Any:
     with peer_step(ctx.name, runtime, "conversion (openvino.convert_model)"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = ov.convert_model(clone(model).cpu().eval(), example_input=ctx.example)
-        converted.reshape({0: list(ctx.example.shape)})  # one static shape per batch size
+        if len(converted.inputs) != len(ctx.example):
+            raise ValueError(f"the converted model has {len(converted.inputs)} inputs, the model {len(ctx.example)}")
+        # one static shape per batch size, for every input
+        converted.reshape({i: list(t.shape) for i, t in enumerate(ctx.example)})
     return converted
 
 
@@ -58,8 +61,8 @@ def _compiled(state: OvState, model: nn.Module, ctx: Context, converted: Any, dt
             compiled = core.compile_model(core.read_model(str(xml)), "CPU", config)
     request = compiled.create_infer_request()
 
-    def run(x: Any) -> Any:
-        request.infer({0: x}, share_inputs=True)
+    def run(*x: Any) -> Any:
+        request.infer(dict(enumerate(x)), share_inputs=True)
         # the output tensor is the request's own buffer, overwritten by the next call
         return request.get_output_tensor(0).data.copy()
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InferenceScaleError
+from ..inputs import Batch
 from .base import Context, Prepared, State, dense_facts
 
 __all__ = [
@@ -104,32 +105,33 @@ class PeerState(State):
 
 
 class NumpyRunner:
-    """A callable that takes a CPU torch batch and returns torch logits from a runtime that
-    works on NumPy arrays. Both conversions share memory (no copy) and so cost nothing next
-    to a forward pass; they sit inside the timed call because a user's pipeline pays them."""
+    """A callable that takes the model's CPU torch inputs and returns its output tensor from a
+    runtime that works on NumPy arrays (one array per input, dtypes kept: token ids stay
+    int64). Both conversions share memory (no copy) and so cost nothing next to a forward
+    pass; they sit inside the timed call because a user's pipeline pays them."""
 
-    def __init__(self, run: Callable[[np.ndarray[Any, Any]], Any], *, runtime: str) -> None:
+    def __init__(self, run: Callable[..., Any], *, runtime: str) -> None:
         self._run, self.runtime = run, runtime
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._run(x.detach().contiguous().numpy())
+    def __call__(self, *x: torch.Tensor) -> torch.Tensor:
+        out = self._run(*(t.detach().contiguous().numpy() for t in x))
         return torch.from_numpy(np.asarray(out))
 
     def __repr__(self) -> str:
         return f"NumpyRunner({self.runtime})"
 
 
-def numpy_batches(batches: tuple[torch.Tensor, ...]) -> Iterator[np.ndarray[Any, Any]]:
-    """Calibration batches as float32 NumPy arrays, in order."""
+def numpy_batches(batches: tuple[Batch, ...]) -> Iterator[list[np.ndarray[Any, Any]]]:
+    """Calibration batches as NumPy arrays (one per input, each in its own dtype), in order."""
     for b in batches:
-        yield b.detach().float().contiguous().numpy()
+        yield [t.detach().contiguous().numpy() for t in b]
 
 
 def peer_prepared(
     state: PeerState,
     model: nn.Module,
     ctx: Context,
-    run: Callable[[np.ndarray[Any, Any]], Any],
+    run: Callable[..., Any],
     *,
     dtype: str,
     artifact: str,

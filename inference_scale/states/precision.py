@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..cloning import clone
+from ..inputs import Batch, map_tensors
 from ..sizing import serialized_bytes
 from .base import Context, Facts, Prepared, State, dense_facts, register_state
 
@@ -40,9 +41,15 @@ def _eager(
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
-    def layout(x: torch.Tensor) -> torch.Tensor:
+    def one(x: torch.Tensor) -> torch.Tensor:
+        # Only floating inputs are cast or laid out: token ids and masks keep their dtype.
+        if not x.is_floating_point():
+            return x.to(device)
         x = x.to(device) if cast is None else x.to(device, cast)
         return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+    def layout(batch: Batch) -> Batch:
+        return map_tensors(batch, one)
 
     return Prepared(
         slug=state.slug,

@@ -128,7 +128,8 @@ class PruneChannels(_Percent):
     needs: ClassVar[frozenset[str]] = frozenset({"example_input"})
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
-        pruned = prune_channels(model, self.pct / 100, example_inputs=ctx.example[:1])
+        one = tuple(t[:1] for t in ctx.example)  # torch-pruning traces model(*one)
+        pruned = prune_channels(model, self.pct / 100, example_inputs=one[0] if len(one) == 1 else one)  # type: ignore[arg-type]
         facts = dense_facts(pruned, ctx, recount=True)
         removed = 1 - facts["params"] / sum(p.numel() for p in model.parameters())
         extras = {"sparsity": sparsity_report(pruned).sparsity, "params_removed": removed}
