@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,11 @@ class ABConfig:
             allowed = os.sched_getaffinity(0)
             if not self.cpus or not set(self.cpus) <= allowed:
                 raise ABError(f"cpus {list(self.cpus)} are not all available; this process may use {sorted(allowed)}")
+        if not self.pytest_args:  # without one, pytest runs every test path, every block: hours
+            raise ABError(
+                "ab needs a selection of benchmarks after --, e.g. `inference-scale ab HEAD -- "
+                "benchmarks/test_pruning.py -k lenet`"
+            )
 
     @property
     def cap(self) -> int:
@@ -175,7 +181,9 @@ def _default_cpus() -> tuple[int, ...] | None:
 class _Worker:
     """One side's pytest process of a block, driven through the :mod:`ab_sync` pipes."""
 
-    def __init__(self, side: Path, args: Sequence[str], out: Path, block_time: float, plugin_dir: Path) -> None:
+    def __init__(
+        self, side: Path, args: Sequence[str], out: Path, block_time: float, plugin_dir: Path, label: str = ""
+    ) -> None:
         go_r, go_w = os.pipe()
         done_r, done_w = os.pipe()
         path = os.pathsep.join(filter(None, [str(side), str(plugin_dir), os.environ.get("PYTHONPATH")]))
@@ -196,6 +204,7 @@ class _Worker:
             *own, "-p", PLUGIN,
         ]  # fmt: skip
         self.side, self.out = side, out
+        self.label = label or str(side)
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the worker; close() closes it
         self.proc = subprocess.Popen(cmd, cwd=side, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      pass_fds=(go_r, done_w))  # fmt: skip
@@ -216,9 +225,13 @@ class _Worker:
         return message
 
     def tail(self) -> str:
+        """pytest's last lines, with the temporary worktree's path taken out (it is removed)."""
         self.proc.wait()
         self.log.seek(0)
-        return " | ".join(self.log.read().strip().splitlines()[-3:])
+        lines = [line for line in self.log.read().strip().splitlines() if line.strip()]
+        # pytest's own reason ("ERROR: file or directory not found: x") comes before its summary
+        errors = [line for line in lines if line.startswith(("ERROR", "E "))]
+        return " | ".join((errors or lines)[-3:]).replace(f"{self.side}{os.sep}", "")
 
     def step(self, reply: str = "go") -> str:
         """Let the worker go on until its next stop: ``rounds`` (proposing a round count, kept
@@ -260,9 +273,10 @@ def _run_block(
     for w in workers.values():
         ready = w.read()
         if ready is None or "ready" not in ready:
-            raise ABError(f"pytest on {w.side} stopped before running a test (exit {w.proc.wait()}): {w.tail()}")
+            raise ABError(f"pytest on side {w.label} stopped before running a test (exit {w.proc.wait()}): {w.tail()}")
         if not ready["ready"]:
-            raise ABError(f"pytest selected no benchmark in {w.side}")
+            w.go.close()  # pytest has nothing to run: let it finish, then quote its own reason
+            raise ABError(f"pytest selected no benchmark on side {w.label} (exit {w.proc.wait()}): {w.tail()}")
         w.remaining = list(ready["ready"])
         if cpus is not None:
             os.sched_setaffinity(w.proc.pid, cpus)
@@ -349,6 +363,20 @@ def _judge(blocks_a: list[dict[str, float]], blocks_b: list[dict[str, float]], c
     return result
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _term_as_interrupt() -> Any:
+    """Treat SIGTERM (a CI cancel, ``timeout``) as Ctrl-C for the rest of the run, so the same
+    ``finally`` removes the worktree and the temporary folders; the old handler, or None where
+    no handler can be set (not the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # signal only works in the main thread
+        return None
+
+
 def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None = None) -> ABResult:
     """Run the interleaved A/B (see the module docstring); ``log`` gets one line per block."""
     say = log or (lambda _line: None)
@@ -359,6 +387,8 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
     out.mkdir(parents=True, exist_ok=False)
     worktree = None
     start = time.perf_counter()
+    done = False
+    previous = _term_as_interrupt()
     try:
         if base_sha is None:
             side_a = top
@@ -367,6 +397,7 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             _git(top, "worktree", "add", "--detach", str(worktree / "base"), base_sha)
             side_a = worktree / "base"
         sides = {"A": side_a, "B": top}
+        labels = {"A": f"A ({cfg.base or 'the working tree'})", "B": "B (the working tree)"}
         plugin_dir = Path(tempfile.mkdtemp(prefix="inference-scale-ab-plugin-"))
         shutil.copy(ab_sync.__file__, plugin_dir / f"{PLUGIN}.py")  # importable from BASE's tree too
         blocks: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
@@ -377,7 +408,8 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
                 order: tuple[str, str] = ("A", "B") if block % 2 == 0 else ("B", "A")
                 paths = {side: out / f"{side}-{block + 1:02d}.json" for side in sides}
                 t0 = time.perf_counter()
-                workers = {side: _Worker(sides[side], cfg.pytest_args, paths[side], cfg.block_time, plugin_dir)
+                workers = {side: _Worker(sides[side], cfg.pytest_args, paths[side], cfg.block_time, plugin_dir,
+                                         labels[side])
                            for side in sides}  # fmt: skip
                 try:
                     medians = _run_block(workers, order, cfg.cpus)
@@ -400,8 +432,14 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             shutil.rmtree(plugin_dir, ignore_errors=True)
         judged.files, judged.aa = result.files, aa
         judged.seconds = time.perf_counter() - start
+        done = True
         return judged
     finally:
+        if not done:  # a failed or interrupted ab leaves the blocks it saved, never an empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if worktree is not None:
             subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", str(worktree / "base")],
                            capture_output=True)  # fmt: skip

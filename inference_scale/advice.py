@@ -146,9 +146,17 @@ def _fits(c: Candidate, b: Budgets) -> list[str]:
         broken.append("--max-latency-ms")
     if b.max_bytes is not None and c.bytes > b.max_bytes:
         broken.append("--max-bytes")
-    if b.max_accuracy_drop is not None and (c.drop is None or c.drop > b.max_accuracy_drop):
+    # ``not drop <= budget``: a NaN drop compares False with everything, so it must break the budget
+    if b.max_accuracy_drop is not None and (c.drop is None or not c.drop <= b.max_accuracy_drop):
         broken.append("--max-accuracy-drop")
     return broken
+
+
+def _measured(c: Candidate) -> bool:
+    """A candidate whose numbers are all finite: a NaN quality or latency is a failed
+    measurement, and a failed measurement is never a pick, whatever the budgets."""
+    numbers = [c.latency_ms, *(v for v in (c.quality, c.drop) if v is not None)]
+    return all(math.isfinite(v) for v in numbers)
 
 
 def _describe(c: Candidate) -> str:
@@ -165,7 +173,7 @@ def _describe(c: Candidate) -> str:
 def _advise_model(cands: list[Candidate], budgets: Budgets) -> Advice:
     model, batch = cands[0].model, cands[0].batch
     front = pareto_front(cands)
-    fitting = sorted((c for c in cands if not _fits(c, budgets)), key=Candidate.key)
+    fitting = sorted((c for c in cands if _measured(c) and not _fits(c, budgets)), key=Candidate.key)
     if fitting:
         pick = fitting[0]
         faster = [c for c in cands if c.latency_ms < pick.latency_ms]
@@ -174,6 +182,11 @@ def _advise_model(cands: list[Candidate], budgets: Budgets) -> Advice:
             quickest = min(faster, key=Candidate.key)
             why += f"; the faster {quickest.state} breaks {', '.join(_fits(quickest, budgets))}"
         return Advice(model, batch, front, pick, f"{pick.state}: {why} ({_describe(pick)})", (), tuple(cands))
+    unmeasured = [c.state for c in cands if not _measured(c)]
+    cands = [c for c in cands if _measured(c)]
+    if not cands:
+        reason = f"no state has finite measurements ({', '.join(unmeasured)} recorded NaN or infinity)"
+        return Advice(model, batch, front, None, reason, (), ())
     # Nothing fits: a budget binds if every candidate breaks it; else the budgets bind together.
     breaks = [set(_fits(c, budgets)) for c in cands]
     binding = tuple(
@@ -188,7 +201,8 @@ def _advise_model(cands: list[Candidate], budgets: Budgets) -> Advice:
         "--max-latency-ms": f"fastest is {min(c.latency_ms for c in cands):.3g} ms",
         "--max-bytes": f"smallest is {min(c.bytes for c in cands) / 1e6:.3g} MB",
         "--max-accuracy-drop": "smallest drop is "
-        + (f"{min(c.drop for c in cands if c.drop is not None):.2f} points" if any(c.drop is not None for c in cands)
+        + (f"{min(c.drop for c in cands if c.drop is not None and math.isfinite(c.drop)):.2f} points"
+           if any(c.drop is not None and math.isfinite(c.drop) for c in cands)
            else "unknown (no accuracy or agreement recorded)"),
     }  # fmt: skip
     reason += " (" + "; ".join(best[f] for f in binding) + ")"

@@ -1,11 +1,13 @@
 """Atomic writes: results and caches are never left half-written, and a killed writer's
 temporary file does not stay behind for long.
 
-A write goes to ``.NAME.<pid>.<random>.tmp`` beside the target, is fsynced, then renamed over
-the target (``os.replace`` is atomic on POSIX), so a reader sees the old file or the new one,
-never half of one. A ``kill -9`` between the two leaves that temporary file; the next write to
-the same target removes every such file whose writer process is gone (the pid in its name no
-longer runs). Files of a live writer are left alone, and so are other targets' files.
+A write goes to ``.NAME.inference-scale-<pid>-<16 hex>.tmp`` beside the target, is fsynced,
+then renamed over the target (``os.replace`` is atomic on POSIX), so a reader sees the old file
+or the new one, never half of one. The file gets the permissions the target already has, or
+``0o666 & ~umask`` when it is new, as a plain ``open()`` would give it. A ``kill -9`` between
+the two leaves that temporary file; the next write to the same target removes every file of
+exactly that form whose writer is gone (the pid in its name no longer runs). Files of a live
+writer are left alone, and so are other targets' files and every name we did not write.
 
 :func:`check_output_path` lets a command refuse an output path before it does minutes of work.
 """
@@ -13,12 +15,12 @@ longer runs). Files of a live writer are left alone, and so are other targets' f
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
 import json
 import os
-import tempfile
-import time
+import re
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,9 @@ from .errors import OutputPathError
 
 __all__ = ["check_output_path", "stale_temp_files", "write_atomic", "write_bytes_atomic", "write_json_atomic"]
 
-# Temporary files from before the pid was part of the name carry none; treat them as stale
-# once they are this old (no write of ours takes an hour).
-_LEGACY_STALE_S = 3600.0
+# Every temporary file of ours is ``.NAME.inference-scale-<pid>-<16 hex>.tmp``: the sweep
+# removes that exact form only, and only once its writer is gone.
+_TAG = "inference-scale"
 
 
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:
@@ -66,23 +68,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _temp_name(target: Path) -> str:
+    return f".{target.name}.{_TAG}-{os.getpid()}-{secrets.token_hex(8)}.tmp"
+
+
 def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The temporary files left beside ``path`` by writers that no longer run."""
+    """The temporary files left beside ``path`` by writers of ours that no longer run: only
+    names of the exact form ``.NAME.inference-scale-<pid>-<16 hex>.tmp``. Anything else, a
+    user's ``.NAME.backup.tmp`` included, is never touched."""
     target = Path(path)
+    ours = re.compile(rf"\.{re.escape(target.name)}\.{_TAG}-(\d+)-[0-9a-f]{{16}}\.tmp")
     stale = []
-    for name in glob.glob(glob.escape(str(target.parent / f".{target.name}.")) + "*.tmp"):
-        tmp = Path(name)
-        middle = tmp.name[len(target.name) + 2 : -len(".tmp")]
-        pid_text, sep, _ = middle.partition(".")
-        try:
-            if sep and pid_text.isdigit():
-                if not _pid_alive(int(pid_text)):
-                    stale.append(tmp)
-            elif time.time() - tmp.stat().st_mtime > _LEGACY_STALE_S:
-                stale.append(tmp)
-        except OSError:  # removed meanwhile
-            continue
-    return stale
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    for name in names:
+        match = ours.fullmatch(name)
+        if match is not None and not _pid_alive(int(match.group(1))):
+            stale.append(target.parent / name)
+    return sorted(stale)
+
+
+def _mode_for(target: Path) -> int | None:
+    """The permission bits the written file should get: the existing target's, or None for a
+    new file (then ``os.open``'s 0o666 is reduced by the umask, as ``open()`` would do)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return None
 
 
 def write_atomic(obj: Any, path: str | os.PathLike[str]) -> int:
@@ -101,8 +115,17 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> int:
     for tmp in stale_temp_files(target):
         with contextlib.suppress(OSError):
             tmp.unlink()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    mode = _mode_for(target)
+    while True:
+        tmp_name = str(target.parent / _temp_name(target))
+        try:
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:  # 64 random bits collided: draw again
+            continue
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)  # an existing 0644 file stays 0644 (mkstemp would make it 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -19,7 +19,7 @@ from .ab import ABConfig
 from .atomic import check_output_path
 from .cli_advise import add_advise
 from .cli_bench import add_commands
-from .distill import DistillConfig
+from .distill import MAX_TEMPERATURE, DistillConfig
 from .errors import InferenceScaleError
 from .models import KINDS, get_model, list_models, model_info, pick_architectures
 from .report import human
@@ -334,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the training split the students see, in (0, 1]",
     )  # fmt: skip
     p.add_argument("--seeds", type=_POSITIVE_INT, default=d.seeds)
-    p.add_argument("--temperature", type=_number(float, low=0, low_open=True), default=d.temperature)
+    p.add_argument(
+        "--temperature", type=_number(float, low=0, low_open=True, high=MAX_TEMPERATURE), default=d.temperature,
+        help=f"softmax temperature T in (0, {MAX_TEMPERATURE:g}] (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--alpha", type=_number(float, low=0, high=1), default=d.alpha, help="weight of the soft (teacher) term"
     )

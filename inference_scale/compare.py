@@ -18,7 +18,9 @@ medians is left, and a warning says so (pytest-benchmark's ``--benchmark-compare
 bare threshold). A bootstrap 95% interval of the median ratio is printed beside each verdict.
 
 Metrics from this project's record are gated by direction: ``bytes`` or ``macs`` up, or
-``accuracy`` down by more than ``accuracy_drop`` (a fraction: 0.005 is half a point).
+``accuracy`` down by more than ``accuracy_drop`` (a fraction: 0.005 is half a point). An
+accuracy the base measured and the new run lacks (or holds as a non-finite number) makes the
+pair ``undecided``: a gate that cannot be checked is never passed.
 
 The runs' reference workloads (:mod:`inference_scale.reference`) show whether the machine itself
 changed speed; ``normalize`` divides that change out of the new run's timings.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from scipy import stats
@@ -197,9 +199,25 @@ def _metric_regressions(
         if new[key] > base[key]:
             found.append(f"{key} {base[key]:,} -> {new[key]:,}")
     acc_b, acc_n = base.get("accuracy"), new.get("accuracy")
-    if isinstance(acc_b, (int, float)) and isinstance(acc_n, (int, float)) and acc_b - acc_n > accuracy_drop:
+    if _known(acc_b) and _known(acc_n) and acc_b - acc_n > accuracy_drop:
         found.append(f"accuracy {acc_b:.2%} -> {acc_n:.2%}")
     return tuple(found)
+
+
+def _known(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unknown_metrics(base: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[str, ...]:
+    """Metrics the base run measured that the new run has not (missing, or not a finite number):
+    the gate cannot tell whether they regressed, so the pair is undecided, never passed."""
+    if base is None:
+        return ()
+    return tuple(
+        f"{key} {base[key]!r} -> {'missing' if new is None or key not in new else repr(new[key])}"
+        for key in ("accuracy",)
+        if _known(base.get(key)) and not _known(None if new is None else new.get(key))
+    )
 
 
 _MACHINE_KEYS = (("cpu", "brand_raw"), ("inference_scale", "cpu_name"), ("inference_scale", "torch"),
@@ -292,6 +310,10 @@ def compare_runs(
         else:
             verdict, reason = _verdict(ratio, p, q, len(bb.rounds), len(nb.rounds), alpha=alpha, threshold=threshold)
         metrics = _metric_regressions(bb.record, nb.record, accuracy_drop)
+        unknown = _unknown_metrics(bb.record, nb.record)
+        if unknown and verdict != "slower":  # slower already fails; otherwise the metric gate is open
+            verdict = "undecided"
+            reason = "; ".join(filter(None, [reason, f"metric not measured in the new run: {', '.join(unknown)}"]))
         result.changes.append(Change(bb.name, verdict, ratio, p, q, lo, hi, reason, metrics))
     if no_raw:
         result.warnings.append(

@@ -31,6 +31,7 @@ from .data import Split
 from .errors import InvalidOptionError
 
 __all__ = [
+    "MAX_TEMPERATURE",
     "DistillConfig",
     "HFTeacher",
     "check_distillation",
@@ -42,6 +43,19 @@ __all__ = [
     "train_students",
     "train_teacher",
 ]
+
+
+# Hinton et al. use T in 1..20; above 100 the soft targets are uniform to float32 precision and
+# the T^2 factor (1e40 at T = 1e20) overflows the loss to inf, then NaN.
+MAX_TEMPERATURE = 100.0
+
+
+def _check_temperature(temperature: float) -> None:
+    if not (isinstance(temperature, (int, float)) and 0 < temperature <= MAX_TEMPERATURE):
+        raise ValueError(
+            f"temperature must be > 0 and at most {MAX_TEMPERATURE:g}; valid: a number in (0, {MAX_TEMPERATURE:g}], "
+            f"got {temperature!r}"
+        )
 
 
 class HFTeacher(nn.Module):
@@ -98,8 +112,7 @@ def kd_loss(
     [0, 1] weighs the soft term; ``alpha = 0`` is plain cross-entropy."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    _check_temperature(temperature)
     _check_logits(student_logits, teacher_logits, targets)
     t = float(temperature)
     soft = F.kl_div(
@@ -222,8 +235,9 @@ class DistillConfig:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.seeds < 1 or self.student_epochs < 1 or self.teacher_epochs < 1:
             raise ValueError("seeds and epochs must be >= 1")
-        if not 0.0 <= self.alpha <= 1.0 or not self.temperature > 0:
-            raise ValueError(f"need alpha in [0, 1] and temperature > 0, got {self.alpha} and {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"need alpha in [0, 1], got {self.alpha}")
+        _check_temperature(self.temperature)
 
 
 def check_distillation(config: DistillConfig) -> None:

@@ -5,6 +5,7 @@ or CSV), with the fastest state of each model and batch marked across runtimes (
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .runs import BadRunError, Bench, Run
@@ -43,8 +44,8 @@ class Row:
     def quality(self) -> str:
         """Accuracy where the run measured it, else agreement with fp32 (logit cosine)."""
         if self.accuracy is not None:
-            return f"acc {self.accuracy:.2%}"
-        return "-" if self.cosine is None else f"cos {self.cosine:.5f}"
+            return f"acc {_pct(self.accuracy)}"
+        return "-" if self.cosine is None else f"cos {_num(self.cosine, '.5f')}"
 
     @property
     def score(self) -> tuple[float | None, str]:
@@ -161,7 +162,12 @@ _COLUMNS = (
 
 
 def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """``value`` formatted, or ``-`` where it is missing or not finite (never ``nan%``)."""
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return _num(value, ".2%")
 
 
 def _cells(row: Row) -> list[str]:
@@ -171,7 +177,7 @@ def _cells(row: Row) -> list[str]:
         _num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), _num(row.images_per_s, ".1f"),
         "-" if row.speedup is None else f"{row.speedup:.2f}x", _num(row.params, ","), human(row.macs),
         _num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
-        "-" if row.accuracy is None else f"{row.accuracy:.2%}", _num(row.cosine, ".5f"),
+        _pct(row.accuracy), _num(row.cosine, ".5f"),
         _num(row.top1 if row.top1 is not None else row.neighbours, ".1%"), _num(row.gflops, ".1f"),
     ]  # fmt: skip
 

@@ -10,7 +10,9 @@ run of anyone's benchmarks carries timings alone, and that is enough to compare.
 Everything is checked on the way in, so a damaged file is one line naming the benchmark and the
 field (a :class:`BadRunError`), never a traceback later: a benchmark needs a text ``name``, a
 ``stats`` object and a positive finite median (taken from the raw rounds where the median is
-absent); raw rounds must be finite and non-negative.
+absent); raw rounds must be finite and non-negative, and so must every number of this
+project's record (a NaN accuracy is a failed measurement, not a result). JSON nested deeper
+than the interpreter can parse is refused in one line too.
 
 A record's ``state`` is read through the slug alias table (``channels_last`` is
 ``channels-last``), and a recorded benchmark is paired across runs by what it measured (model,
@@ -19,13 +21,17 @@ state, batch, device) where that is unique in its run, so runs pair across a ren
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import statistics
+import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISREG as stat_is_file
 from typing import Any, TypeGuard
 
 from .errors import InferenceScaleError
@@ -70,15 +76,54 @@ class Run:
     warnings: tuple[str, ...] = ()
 
 
-def find_run(spec: str | os.PathLike[str] | None, *, storage: Path = Path(".benchmarks")) -> Path:
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file (a link loop, a dangling link, a folder), or None."""
+    try:
+        st = path.stat()  # follows links: a loop is ELOOP, a dangling link ENOENT
+    except OSError as exc:
+        kind = {errno.ELOOP: "a symbolic link loop", errno.ENOENT: "a dangling symbolic link"}.get(
+            exc.errno or 0, "unreadable"
+        )
+        return f"{kind} ({exc.strerror})"
+    if not stat_is_file(st.st_mode):
+        return "a folder, not a file" if path.is_dir() else "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "not readable"
+    return None
+
+
+def _saved_runs(storage: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The readable JSON files under ``storage/*/``; every other entry is skipped with a warning."""
+    saved = []
+    for path in sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p))):
+        why = _unreadable(path)
+        if why is None:
+            saved.append(path)
+        else:
+            warn(f"skipping {path}: {why}")
+    return saved
+
+
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def find_run(
+    spec: str | os.PathLike[str] | None,
+    *,
+    storage: Path = Path(".benchmarks"),
+    warn: Callable[[str], None] = _stderr,
+) -> Path:
     """A JSON file: ``spec`` itself if it is a file, else the saved run whose id is ``spec``
     (``0001``, or the file's stem), else (``spec`` None) the newest saved run. An id saved in
-    two machine folders is ambiguous: both paths are listed and neither is picked."""
+    two machine folders is ambiguous: both paths are listed and neither is picked. Entries of
+    the storage that are not readable files (link loops, dangling links, folders named
+    ``*.json``) are skipped, each with one line to ``warn``."""
     if spec is not None and Path(spec).is_file():
         return Path(spec)
     if spec is not None and (Path(spec).suffix == ".json" or os.sep in str(spec)):
         raise BadRunError(f"no such run file: {spec}")
-    saved = sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p)))
+    saved = _saved_runs(storage, warn)
     if spec is None:
         if not saved:
             raise BadRunError(f"no saved runs under {storage}/ (run the benchmarks with --benchmark-autosave)")
@@ -106,11 +151,34 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRunError(f"{source} is not JSON: {exc}") from exc
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise BadRunError(
+            f"{source} is nested too deeply to read (more than {sys.getrecursionlimit()} levels); "
+            "pytest-benchmark output is a few levels deep"
+        ) from None
     return parse_run(data, path=source)
 
 
 def _finite(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _non_finite(value: Any, key: str = "extra_info", depth: int = 0) -> tuple[str, float] | None:
+    """The first NaN or infinite number inside a record (its key path and value), or None. A
+    record is a few levels deep; below 20 nothing is looked at (json already bounded the depth)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key, value
+    if depth < 20 and isinstance(value, dict):
+        items = value.items()
+    elif depth < 20 and isinstance(value, list):
+        items = enumerate(value)  # type: ignore[assignment]
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{key}[{k!r}]" if depth else str(k), depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _bench(entry: Any, index: int, where: str) -> Bench:
@@ -150,6 +218,12 @@ def _bench(entry: Any, index: int, where: str) -> Bench:
     except InvalidRecordError:
         record = None
     if record is not None:
+        bad_value = _non_finite(record)
+        if bad_value is not None:
+            raise BadRunError(
+                f"{where}: benchmark {name} records {bad_value[0]} = {bad_value[1]!r}: "
+                "a recorded number must be finite (a failed measurement is not a result)"
+            )
         record = {**record, "state": canonical_slug(record["state"])}
     return Bench(
         name=name,

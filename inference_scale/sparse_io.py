@@ -97,7 +97,20 @@ def _decode(name: str, entry: dict[str, Any]) -> torch.Tensor:
             return values.reshape(shape)
         numel = math.prod(shape)
         if layout == "bitmask":
-            mask = torch.from_numpy(np.unpackbits(entry["mask"].numpy(), count=numel).astype(bool))
+            packed = entry["mask"].numpy()
+            # unpackbits(count=numel) pads a short mask with zeros: check the length, and that
+            # there is one value per set bit, before trusting either.
+            if packed.dtype != np.uint8 or packed.size != math.ceil(numel / 8):
+                raise SparseFileError(
+                    f"tensor {name!r} is damaged in the file: its bitmask has {packed.size} bytes, "
+                    f"{math.ceil(numel / 8)} expected for {numel} elements"
+                )
+            mask = torch.from_numpy(np.unpackbits(packed, count=numel).astype(bool))
+            if int(mask.sum()) != values.numel():
+                raise SparseFileError(
+                    f"tensor {name!r} is damaged in the file: its bitmask sets {int(mask.sum())} bits "
+                    f"but {values.numel()} values are stored"
+                )
             out = torch.zeros(numel, dtype=dtype)
             out[mask] = values
             return out.reshape(shape)

@@ -6,6 +6,7 @@ that training with a seed neither depends on nor disturbs the caller's random st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -15,8 +16,14 @@ from tqdm.auto import tqdm
 
 from .cloning import clone
 from .data import Split
+from .errors import InferenceScaleError
 
-__all__ = ["evaluate", "predict", "train"]
+__all__ = ["NonFiniteLossError", "evaluate", "predict", "train"]
+
+
+class NonFiniteLossError(InferenceScaleError, ValueError):
+    """The training loss became NaN or infinite: the model would learn nothing, silently."""
+
 
 # loss(student_logits, targets) or, with teacher logits, loss(student_logits, teacher_logits, targets)
 LossFn = Callable[..., torch.Tensor]
@@ -54,7 +61,7 @@ def train(
         optimizer = torch.optim.Adam(trained.parameters(), lr=lr, weight_decay=weight_decay)
         trained.train()
         bar = tqdm(range(epochs), desc=f"train {type(model).__name__}", disable=not progress, leave=False)
-        for _ in bar:
+        for epoch in bar:
             perm = torch.randperm(n, generator=order)
             total = 0.0
             for start in range(0, n, batch_size):
@@ -65,9 +72,16 @@ def train(
                     batch_loss = loss(out, data.y_train[idx])
                 else:
                     batch_loss = loss(out, teacher_logits[idx], data.y_train[idx])
+                value = batch_loss.item()  # one sync per batch, needed for the progress bar anyway
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"training {type(model).__name__}: the loss is {value} at epoch {epoch + 1}, batch "
+                        f"{start // batch_size + 1} (non-finite inputs or logits, or an extreme loss setting "
+                        "such as the distillation temperature)"
+                    )
                 batch_loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
-                total += batch_loss.item() * len(idx)
+                total += value * len(idx)
             bar.set_postfix(loss=f"{total / n:.4f}")
     return trained.eval()
 

@@ -331,3 +331,57 @@ def test_fuzzing_left_nothing_behind(paths: dict[str, str]) -> None:
     """Nothing the fuzzing did wrote into the folder (no plots, no runs, no temp files)."""
     names = sorted(p.name for p in Path(paths["folder"]).iterdir())
     assert names == ["empty.json", "nan.json", "nobench.json", "notjson.json", "regular.txt"]
+
+
+# --- storage folders holding links and folders (issue 20) ----------------------------------------
+
+_RECORD = dict(family="f", kind="cnn", batch_size=1, device="cpu", threads=1, dtype="float32", params=10,
+               nonzero_params=10, macs=10, bytes=400, input_shape=[4])  # fmt: skip
+_BAD_ENTRIES = ("loop", "dangling", "folder", "notjson", "deep")
+
+
+def _storage(root: Path, entries: list[str], good: bool) -> None:
+    machine = root / "Linux-CPython-3.11-64bit"
+    machine.mkdir(parents=True)
+    if good:
+        benches = [{"name": f"t_{s}", "stats": {"median": ms}, "extra_info": {**_RECORD, "model": "m", "state": s}}
+                   for s, ms in (("fp32", 0.01), ("int8-static", 0.005))]  # fmt: skip
+        (machine / "0001_good.json").write_text(json.dumps({"machine_info": {}, "benchmarks": benches}))
+    for i, kind in enumerate(entries, start=2):
+        path = machine / f"{i:04d}_{kind}.json"
+        if kind == "loop":
+            path.symlink_to(path)
+        elif kind == "dangling":
+            path.symlink_to(root / "nowhere.json")
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "notjson":
+            path.write_text("{ nope")
+        else:
+            path.write_text("[" * 50_000 + "]" * 50_000)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.sampled_from(_BAD_ENTRIES), min_size=1, max_size=4),
+    st.booleans(),
+    st.sampled_from(["report", "advise"]),
+)
+def test_storage_with_links_and_folders(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[str], good: bool, command: str
+) -> None:
+    """No RUN given: entries that are not readable files are skipped with a warning; the newest
+    readable file is read (a damaged one is exit 2); no traceback in any case."""
+    root = tmp_path_factory.mktemp("storage")
+    _storage(root, entries, good)
+    code, err = _run([command, "--storage", str(root), "--max-accuracy-drop", "100"] if command == "advise"
+                     else [command, "--storage", str(root)])  # fmt: skip
+    assert "Traceback" not in err, err
+    readable = [e for e in entries if e in ("notjson", "deep")]
+    skipped = len(entries) - len(readable)
+    warnings = [line for line in err.splitlines() if line.startswith("warning: skipping")]
+    assert len(warnings) == skipped, err
+    if readable:  # the newest readable entry is a damaged file: one line, exit 2
+        assert code == 2 and len(err.splitlines()) == skipped + 1, err
+    else:
+        assert code == (0 if good else 2), err

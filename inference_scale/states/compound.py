@@ -38,10 +38,8 @@ class Compound(State):
             raise UnknownStateError(slug, "a compound joins two or more plain states")
         for part, after in itertools.pairwise(parts):
             if not part.chainable:
-                raise UnknownStateError(
-                    slug,
-                    f"{part.slug} hands on no float model, so it can only come last, not before {after.slug}",
-                )
+                why = getattr(part, "unchainable_reason", "hands on no float model").format(**vars(part))
+                raise UnknownStateError(slug, f"{part.slug} {why}, so it can only come last, not before {after.slug}")
         return cls(parts=parts)
 
     @property

@@ -71,7 +71,13 @@ class PruneL1Masked(_Percent):
 
     pattern: ClassVar[str] = "prune-l1-{pct}-masked"
     family: ClassVar[str] = "prune"
-    chainable: ClassVar[bool] = True
+    # The masks are the point of this state, and no later state keeps them (channel pruning and
+    # int8 rebuild the weights; export drops the hooks): it can only end a compound.
+    chainable: ClassVar[bool] = False
+    unchainable_reason: ClassVar[str] = (
+        "keeps torch's pruning masks as forward pre-hooks, which no later state keeps (prune-l1-{pct} is the "
+        "permanent form that chains)"
+    )
 
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         return _l1(self, model, ctx, self.pct, permanent=False)
