@@ -7,7 +7,9 @@ git worktree of the probed commit, the blocks are the samples, and ``ab``'s verd
 not slower than GOOD there is nothing to look for. The candidates are ``git rev-list
 --ancestry-path GOOD..BAD``; a commit where the benchmark fails, is missing or stays undecided is
 skipped (as ``git bisect skip`` does) and its nearest neighbour towards the middle is probed
-instead. Probes are bounded (``max_probes``); the result is the first bad commit (its parent
+instead. ``no change`` counts as good only when the 95% interval of the ratio stays under
+``1 + threshold``; otherwise the commit is skipped too, so a noisy probe narrows less rather
+than naming a wrong commit. Probes are bounded (``max_probes``); the result is the first bad commit (its parent
 tested good), or the narrowed range and why it could not be narrowed further.
 
 The user's work tree is never touched: every probe runs in a worktree of its own, removed
@@ -108,7 +110,21 @@ def _probe(top: Path, sha: str, cfg: ABConfig, pattern: str | None, say: Callabl
         undecided = [r for r in rows if r.verdict == "undecided"]
         if undecided:
             return Probe(sha, "skip", worst.ratio, worst.q_value, f"undecided: {undecided[0].reason}")
-        return Probe(sha, "good", worst.ratio, worst.q_value, "no benchmark slower")
+        # "no change" is not proof of "as fast": on a noisy host a slow commit can miss
+        # significance. Good needs the interval of every ratio to stay under the threshold.
+        wide = [r for r in rows if r.ci_high is None or r.ci_high > 1 + cfg.threshold]
+        if wide:
+            top_ci = "-" if wide[0].ci_high is None else f"{wide[0].ci_high:.3f}"
+            return Probe(
+                sha,
+                "skip",
+                worst.ratio,
+                worst.q_value,
+                f"no change, but the 95% interval of {wide[0].name} reaches {top_ci}",
+            )
+        return Probe(
+            sha, "good", worst.ratio, worst.q_value, "no benchmark slower (every interval under the threshold)"
+        )
     finally:
         subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", str(side)], capture_output=True)
         shutil.rmtree(holder, ignore_errors=True)

@@ -78,8 +78,6 @@ def test_bisect_names_commit_7(history_repo: tuple[Path, list[str], Path]) -> No
         shas[-1],
         "--runs",
         "4",
-        "--block-time",
-        "0.05",  # the two sides' timings of a test 50 ms apart: this host's fast/slow states last longer
         "--",
         "test_bench.py::test_b",  # -k test_b would also match the module, test_bench.py
     ]
