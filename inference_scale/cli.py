@@ -19,6 +19,7 @@ from .ab import ABConfig
 from .atomic import check_output_path
 from .cli_advise import add_advise
 from .cli_bench import add_commands
+from .cli_history import add_commands as add_history
 from .distill import MAX_TEMPERATURE, DistillConfig
 from .errors import InferenceScaleError
 from .models import KINDS, get_model, list_models, model_info, pick_architectures
@@ -111,6 +112,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.plot:
         check_output_path(Path(args.plot) / "plot.png", what="--plot")
+    if args.html:
+        from .cli_history import check_html_path, require_report_extra
+
+        check_html_path(args.html)
+        require_report_extra("report --html", "plotly", "ruptures")
     specs = args.runs or [None]
     # Every run is read and checked before anything is printed or written.
     loaded = [
@@ -127,6 +133,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if args.plot:
             for png in plot_rows(rows, Path(args.plot)):
                 print(f"wrote {png}", file=sys.stderr)
+    if args.html:
+        from .html_report import write_html
+
+        write_html(Path(args.html), [path for path, _ in loaded], storage=Path(args.storage))
+        print(f"wrote {args.html}", file=sys.stderr)
     return 0
 
 
@@ -254,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="*", metavar="RUN", help="JSON files or saved ids such as 0001 (default: the newest)")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table")
     p.add_argument("--plot", metavar="DIR", help="also write PNG plots into DIR")
+    p.add_argument("--html", metavar="OUT.html", help="also write one self-contained interactive HTML report")
     p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")
     p.set_defaults(func=_cmd_report)
 
@@ -351,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub, _add_parser, _POSITIVE_INT)
     add_advise(sub, _add_parser, _POSITIVE_INT, _PARAM_COUNT)
+    add_history(sub, _add_parser, _number)
     return parser
 
 
@@ -377,8 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = words.index("--")
         words, passthrough = words[:cut], words[cut + 1 :]
     args = parser.parse_args(words)
-    if passthrough and args.command != "ab":
-        parser.error(f"only `ab` passes arguments after -- (to pytest); {args.command} got: {' '.join(passthrough)}")
+    if passthrough and args.command not in ("ab", "bisect"):
+        parser.error(
+            f"only `ab` and `bisect` pass arguments after -- (to pytest); {args.command} got: {' '.join(passthrough)}"
+        )
     args.passthrough = passthrough
     func: Callable[[argparse.Namespace], int] = args.func
     debug = bool(getattr(args, "debug", False))

@@ -40,6 +40,8 @@ from .reference import reference_speed
 from .runs import BadRunError, Bench, Run
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_THRESHOLD",
     "VERDICTS",
     "Change",
     "Comparison",
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 VERDICTS = ("slower", "faster", "no change", "undecided")
+DEFAULT_ALPHA = 0.01  # the significance level of every verdict (compare, history, the HTML report)
+DEFAULT_THRESHOLD = 0.10  # the relative change that matters
 
 
 class NothingPairedError(BadRunError):
@@ -134,8 +138,8 @@ def compare_samples(
     base: Sequence[float],
     new: Sequence[float],
     *,
-    alpha: float = 0.01,
-    threshold: float = 0.10,
+    alpha: float = DEFAULT_ALPHA,
+    threshold: float = DEFAULT_THRESHOLD,
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[str, float, float | None, float | None, float | None]:
@@ -264,8 +268,8 @@ def compare_runs(
     base: Run,
     new: Run,
     *,
-    alpha: float = 0.01,
-    threshold: float = 0.10,
+    alpha: float = DEFAULT_ALPHA,
+    threshold: float = DEFAULT_THRESHOLD,
     accuracy_drop: float = 0.005,
     normalize: bool = False,
 ) -> Comparison:

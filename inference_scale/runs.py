@@ -29,7 +29,7 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG as stat_is_file
 from typing import Any, TypeGuard
@@ -74,6 +74,10 @@ class Run:
     machine_info: dict[str, Any]
     version: str | None
     warnings: tuple[str, ...] = ()
+    # pytest-benchmark's ``commit_info`` (id, time, dirty, ...) and the run's ``datetime``: what
+    # ``history`` orders runs by. Empty or None where the file has none.
+    commit_info: dict[str, Any] = field(default_factory=dict)
+    datetime: str | None = None
 
 
 def _unreadable(path: Path) -> str | None:
@@ -268,10 +272,13 @@ def parse_run(data: Any, *, path: Path = Path("<run>")) -> Run:
             raise BadRunError(f"{where}: two benchmarks share the name {b.key!r}; pairing them would be a guess")
         seen[b.key] = b.name
     version = data.get("version")
+    commit, stamp = data.get("commit_info"), data.get("datetime")
     return Run(
         path=path,
         benchmarks=benches,
         machine_info=machine,
         version=version if isinstance(version, str) else None,
         warnings=tuple(warnings),
+        commit_info=commit if isinstance(commit, dict) else {},
+        datetime=stamp if isinstance(stamp, str) else None,
     )

@@ -385,3 +385,41 @@ def test_storage_with_links_and_folders(
         assert code == 2 and len(err.splitlines()) == skipped + 1, err
     else:
         assert code == (0 if good else 2), err
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_history(paths: dict[str, str], data: st.DataObject) -> None:
+    folder = paths["folder"]  # its JSON files are not runs: each is one line naming the file
+    extra = data.draw(
+        st.one_of(
+            st.sampled_from([paths["regular"], paths["missing"], folder]).map(lambda p: [p]),
+            st.one_of(negative(), st.sampled_from(["0", "0.0", "-0"]), not_numbers, nan_inf).map(
+                lambda t: [folder, "--threshold", t]
+            ),
+            st.one_of(floats_outside(0, 1), st.sampled_from(["0", "1"]), not_numbers, nan_inf).map(
+                lambda a: [folder, "--alpha", a]
+            ),
+            unknown_names.map(lambda w: [folder, "--stat", w]),
+            unknown_names.map(lambda w: [folder, "--machine", w]),
+        )
+    )
+    _check(["history", *extra])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bisect(data: st.DataObject) -> None:
+    revs = words.map(lambda w: f"no-such-rev-{w}")  # never a commit of this repository
+    extra = data.draw(
+        st.one_of(
+            st.tuples(revs, revs).map(lambda t: [t[0], t[1], "--", "benchmarks"]),
+            st.tuples(revs, revs).map(lambda t: [t[0], t[1]]),  # no pytest arguments after --
+            st.one_of(ints_outside(3), not_numbers).map(lambda v: ["HEAD~1", "HEAD", "--runs", v, "--", "x"]),
+            st.one_of(ints_outside(1), not_numbers).map(lambda v: ["HEAD~1", "HEAD", "--max-probes", v, "--", "x"]),
+            st.one_of(negative(), st.just("0"), not_numbers, nan_inf).map(
+                lambda t: ["HEAD~1", "HEAD", "--threshold", t, "--", "x"]
+            ),
+        )
+    )
+    _check(["bisect", *extra])
