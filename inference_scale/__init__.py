@@ -15,6 +15,7 @@ _LAZY = {
     "UnknownWeightsError": "errors", "WeightsNotFoundError": "errors",
     "ModelInfo": "models", "get_model": "models", "list_models": "models", "model_info": "models",
     "pick_architectures": "models",
+    "BenchResult": "api", "bench": "api", "Plan": "plan", "make_plan": "plan",
     "BenchmarkRecord": "record", "validate_extra_info": "record",
     "SizeReport": "sizing", "count_macs": "sizing", "count_params": "sizing", "serialized_bytes": "sizing",
     "size_report": "sizing",

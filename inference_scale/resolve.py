@@ -29,7 +29,7 @@ from .subject import (
     resolve_object,
 )
 
-__all__ = ["HUB_PREFIXES", "check_subject", "subject_from_spec"]
+__all__ = ["HUB_PREFIXES", "check_subject", "sample_bytes", "subject_from_spec"]
 
 HUB_PREFIXES: tuple[str, ...] = ("hf:", "timm:")
 PROBE_BATCH = 2  # an example factory that ignores its batch size shows it at 2
@@ -84,7 +84,7 @@ def _factory_subject(spec: str, input_shape: tuple[int, ...] | None, example_spe
 
     return Subject(
         name=spec, family=spec.split(".")[0].split(":")[0], kind=model_kind(model), input_shape=shape,
-        build=build, weights="user", example_fn=example_fn, input_names=names,
+        build=build, weights="user", example_fn=example_fn, input_names=names, random_calibration=False,
     )  # fmt: skip
 
 
@@ -102,7 +102,7 @@ def _registry_subject(spec: str, *, plain: bool) -> Subject:
     try:
         info = model_info(spec)
     except UnknownModelError:
-        known = [*list_models(), *HUB_SUBJECTS]
+        known = [*(i.name for i in list_models()), *HUB_SUBJECTS]
         raise SubjectError(
             f"{UnknownModelError(spec, known)}; or give hf:DIR, timm:NAME or module:factory for your own model"
         ) from None
@@ -114,9 +114,35 @@ def _registry_subject(spec: str, *, plain: bool) -> Subject:
     return Subject(name=spec, family=info.family, kind=info.kind, input_shape=info.input_shape, build=build)
 
 
-def check_subject(subject: Subject, *, meta: nn.Module | None = None) -> None:
+def sample_bytes(model: nn.Module, sample: Batch) -> int:
+    """Memory one sample needs in an eager forward pass, estimated from shapes alone: its
+    inputs plus twice the largest output of any leaf module (an op's input and output are
+    alive together; inference mode frees the rest as it goes). Runs ``model`` once on
+    ``sample`` (one row; on the meta device nothing is computed)."""
+    largest = 0
+
+    def hook(_: nn.Module, __: object, out: object) -> None:
+        nonlocal largest
+        if isinstance(out, torch.Tensor):
+            largest = max(largest, out.numel() * out.element_size())
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.inference_mode():
+            model(*sample)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(t.numel() * t.element_size() for t in sample) + 2 * largest
+
+
+def check_subject(subject: Subject, *, meta: nn.Module | None = None) -> Subject:
     """The subject's model takes its example inputs: MACs are counted on one sample (on the
-    meta device where ``meta`` is given, so a large model is not built twice)."""
+    meta device where ``meta`` is given, so a large model is not built twice). Returns the
+    subject with its per-sample memory estimate."""
+    import dataclasses
+
     from .sizing import count_macs_on
 
     example = subject.example(1)
@@ -124,6 +150,7 @@ def check_subject(subject: Subject, *, meta: nn.Module | None = None) -> None:
     if meta is not None:
         example = tuple(t.to("meta") for t in example)
     count_macs_on(model, example)  # a shape the model cannot take fails here, with its message
+    return dataclasses.replace(subject, sample_bytes=sample_bytes(model, example))
 
 
 def subject_from_spec(
@@ -160,7 +187,7 @@ def subject_from_spec(
             from .models import get_model
 
             meta = get_model(spec, device="meta")
-    check_subject(subject, meta=meta)
+    subject = check_subject(subject, meta=meta)
     if loaders == (None, None):
         return subject
     example = subject.example(PROBE_BATCH)

@@ -127,7 +127,10 @@ def count_macs(
         # Allocated inside the try: an input too large for memory is a bad shape, not a crash.
         x = torch.zeros((1, *shape), device=device, dtype=dtype)
     except Exception as exc:
-        raise MacCountError(f"an input of {shape} (one sample, no batch) cannot be allocated: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MacCountError(
+            f"{type(model).__name__} does not run on input {shape} (one sample, no batch): {first}"
+        ) from exc
     return count_macs_on(model, (x,), what=str(shape))
 
 

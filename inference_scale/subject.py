@@ -90,6 +90,7 @@ class Subject:
     example_fn: Callable[[int], Batch] | None = None
     input_names: tuple[str, ...] | None = None
     quality: str = "logits"
+    sample_bytes: int = 0  # estimated memory one sample needs in a forward pass (0: unknown)
 
     def example(self, batch: int, *, seed: int = 0) -> Batch:
         """``batch`` rows of seeded example inputs: the model's own example factory under a
@@ -163,8 +164,14 @@ def _one_line(exc: BaseException) -> str:
 def call_factory(factory: Callable[[], Any], spec: str) -> nn.Module:
     """``factory()``, checked to return an nn.Module. Whatever the factory raises, SystemExit
     and recursion included, is the user's: one line naming the factory."""
+    import contextlib
+    import io
+
+    captured = io.StringIO()
     try:
-        model = factory()
+        # What a factory prints (a CLI's usage text, say) is captured: one line says what went wrong.
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            model = factory()
     except (Exception, SystemExit) as exc:  # a factory that calls sys.exit() is a bad factory, not our exit
         raise SubjectError(f"model {spec!r}: calling it failed: {type(exc).__name__}: {_one_line(exc)}") from None
     if not isinstance(model, nn.Module):
@@ -216,10 +223,12 @@ def _fits(x: Batch, example: Batch, *, what: str) -> None:
         raise SubjectError(f"{what} holds {len(x)} inputs, the model takes {len(example)}")
     for i, (got, want) in enumerate(zip(x, example, strict=True)):
         if tuple(got.shape[1:]) != tuple(want.shape[1:]) or got.is_floating_point() != want.is_floating_point():
+            takes = f"(batch, {', '.join(map(str, want.shape[1:]))})"
+            if len(x) == 1 and got.is_floating_point() == want.is_floating_point():
+                raise SubjectError(f"{what} are {tuple(got.shape)}, the model takes {takes}")
             raise SubjectError(
                 f"{what}: input {i} is {tuple(got.shape)} {str(got.dtype).removeprefix('torch.')}, "
-                f"the model takes (batch, {', '.join(map(str, want.shape[1:]))}) "
-                f"{str(want.dtype).removeprefix('torch.')}"
+                f"the model takes {takes} {str(want.dtype).removeprefix('torch.')}"
             )
     if batch_len(x) == 0:
         raise SubjectError(f"{what} has 0 rows: every batch needs at least one input")

@@ -370,7 +370,7 @@ def time_prepared(
     benchmark: Any,
     subject: Subject,
     prepared: Prepared,
-    x: Batch,
+    x: Batch | torch.Tensor,
     opts: Options,
     *,
     extras: dict[str, Any] | None = None,
@@ -379,6 +379,7 @@ def time_prepared(
     """The record of ``prepared`` (its facts, the run's settings, ``extras``), then its timing
     on input ``x``. The timed call's output is checked before timing (one finite row per
     input: a case that fails is never stored as a benchmark) and returned."""
+    x = (x,) if isinstance(x, torch.Tensor) else x
     run = prepared.runner(x)
     rows = batch_len(x)
     with torch.inference_mode():

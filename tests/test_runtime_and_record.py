@@ -39,7 +39,7 @@ def test_channels_last_copies_and_lays_out_the_model_and_input() -> None:
     prepared = get_state("channels-last")(model, Context(example=x, macs=1))
     assert model.conv1.weight.is_contiguous()  # the input model is not changed
     assert prepared.module.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # type: ignore[union-attr]
-    assert prepared.layout(x).is_contiguous(memory_format=torch.channels_last) and x.is_contiguous()
+    assert prepared.layout((x,))[0].is_contiguous(memory_format=torch.channels_last) and x.is_contiguous()
 
 
 def test_bad_device_lists_the_choices() -> None:

@@ -209,7 +209,7 @@ def test_peer_fp32_computes_what_torch_computes_and_records_its_runtime(slug: st
     state = get_state(slug)
     if state.unavailable():
         pytest.skip(state.unavailable())
-    model, x = _lenet(), _ctx().example
+    model, x = _lenet(), _ctx().example[0]
     prepared = state(model, Context(example=x, threads=2, name="lenet"))
     # the runtime itself is the reference here: its fp32 output must be torch's, to rounding
     torch.testing.assert_close(prepared(x), model(x).detach(), rtol=1e-4, atol=1e-4)
@@ -258,7 +258,7 @@ def test_an_export_failure_names_the_model_the_runtime_and_the_step() -> None:
 
 
 def test_a_runtime_that_refuses_the_graph_is_one_line(tmp_path: Path) -> None:
-    from inference_scale.states.onnxrt import _session
+    from inference_scale.states.onnxrt import ort_session
     from inference_scale.states.peers import PeerError
 
     if get_state("ort-fp32").unavailable():
@@ -266,15 +266,15 @@ def test_a_runtime_that_refuses_the_graph_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a protobuf graph")
     with pytest.raises(PeerError, match=r"^lenet: onnxruntime 1\S* failed at creating the inference session: "):
-        _session(bad, Context(example=torch.zeros(1), name="lenet"), "onnxruntime 1.x")
+        ort_session(bad, Context(example=torch.zeros(1), name="lenet"), "onnxruntime 1.x")
 
 
 def test_a_missing_runtime_package_skips_in_a_grid_and_is_an_error_by_name() -> None:
     from dataclasses import dataclass
     from typing import ClassVar
 
+    from inference_scale.resolve import subject_from_spec
     from inference_scale.states.peers import PeerState
-    from inference_scale.subject import subject_from_spec
     from inference_scale.suite import missing_input
 
     @dataclass(frozen=True)
