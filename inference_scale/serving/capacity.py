@@ -145,7 +145,7 @@ def advise_serve(args: argparse.Namespace) -> int:
             top = plans[0]
             print(f"  {slug}: {top.replicas} replica(s), {top.cores} core(s), {top.policy.label}, "
                   f"simulated p99 {top.p99_ms:.2f} ms")  # fmt: skip
-            if best is None or top.cores < best[1].cores:
+            if best is None or (top.cores, top.p99_ms) < (best[1].cores, best[1].p99_ms):
                 best = (slug, top)
         if best is None:
             print(f"  pick: none: no state meets p99 <= {budget:g} ms within the quality budget")

@@ -13,7 +13,9 @@ is read back: the simulator draws from those times.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,8 +103,9 @@ def time_service(
             f"--benchmark-max-time={SERVICE_MAX_TIME_S}", f"--rootdir={tmp}", "-p", "no:cacheprovider",
             "-o", "addopts=", "-q", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
         ]  # fmt: skip
-        try:
-            code = int(pytest.main(args))
+        try:  # its table is progress, on stderr: stdout is the command's answer
+            with contextlib.redirect_stdout(sys.stderr):
+                code = int(pytest.main(args))
         finally:
             _PLAN.clear()
             _SESSION.clear()
