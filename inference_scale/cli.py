@@ -20,6 +20,7 @@ from .atomic import check_output_path
 from .cli_advise import add_advise
 from .cli_bench import add_commands
 from .cli_history import add_commands as add_history
+from .cli_serve import add_serve
 from .distill import MAX_TEMPERATURE, DistillConfig
 from .errors import InferenceScaleError
 from .models import KINDS, get_model, list_models, model_info, pick_architectures
@@ -364,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, _add_parser, _POSITIVE_INT)
     add_advise(sub, _add_parser, _POSITIVE_INT, _PARAM_COUNT)
     add_history(sub, _add_parser, _number)
+    add_serve(sub, _add_parser, _POSITIVE_INT)
     return parser
 
 

@@ -21,6 +21,10 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     from .report import rows_from_run
     from .runs import find_run, load_run
 
+    if args.qps is not None or args.p99_ms is not None:  # capacity advice from a serve JSON
+        from .serving.capacity import advise_serve
+
+        return advise_serve(args)
     budgets = Budgets(args.max_latency_ms, args.max_bytes, args.max_accuracy_drop)
     if args.plot:
         check_output_path(Path(args.plot) / "advice.png", what="--plot")
@@ -55,4 +59,7 @@ def add_advise(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], pos
     p.add_argument("--format", choices=("table", "md"), default="table")
     p.add_argument("--plot", metavar="DIR", help="also draw latency against quality per model into DIR")
     p.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage folder (default .benchmarks)")
+    from .serving.capacity import add_capacity_options
+
+    add_capacity_options(p, number)
     p.set_defaults(func=_cmd_advise)

@@ -1,0 +1,159 @@
+"""The arithmetic every probe shares: the batching policy, Poisson arrivals, percentiles, the
+queries a probe needs for its p99 to mean something, and MLPerf LoadGen's Server-scenario search
+(double the offered rate until the latency bound fails, then bisect), used on the real load test
+and on the simulator alike."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from ..errors import InferenceScaleError
+
+__all__ = [
+    "PERCENTILE",
+    "Policy",
+    "Probe",
+    "ServingError",
+    "arrivals",
+    "batch_sizes",
+    "check_budget",
+    "latency_stats",
+    "min_queries",
+    "padded_size",
+    "search_highest_rate",
+]
+
+PERCENTILE = 0.99  # the latency bound is on the 99th percentile (LoadGen's Server scenario)
+CONFIDENCE = 0.99  # how sure a passing probe is that the true p99 is within the bound
+TOLERATED_OVER = 1  # queries over the bound a probe may see and still be sure (early stopping)
+BISECT_TOLERANCE = 0.05  # stop bisecting when the bracket is this narrow (relative)
+
+
+class ServingError(InferenceScaleError, ValueError):
+    """A serving option out of range; the message names it and the valid values."""
+
+
+def check_budget(p99_ms: float) -> float:
+    """``p99_ms`` if it is a finite number > 0, else :class:`ServingError`."""
+    if isinstance(p99_ms, bool) or not isinstance(p99_ms, (int, float)) or not math.isfinite(p99_ms) or p99_ms <= 0:
+        raise ServingError(f"--p99-ms {p99_ms!r} is not valid; give a latency budget in ms > 0, such as 100")
+    return float(p99_ms)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A dynamic batcher's policy: run a batch when it holds ``max_batch`` requests or its
+    oldest request has waited ``max_delay_ms`` (Triton's ``max_queue_delay``)."""
+
+    max_batch: int = 8
+    max_delay_ms: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise ServingError(f"--max-batch {self.max_batch!r} is not valid; give an integer >= 1, such as 8")
+        d = self.max_delay_ms
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d < 0:
+            raise ServingError(f"--max-delay-ms {d!r} is not valid; give a number of ms >= 0, such as 2")
+
+    @property
+    def max_delay_s(self) -> float:
+        return self.max_delay_ms / 1e3
+
+    @property
+    def label(self) -> str:
+        return f"max batch {self.max_batch}, max delay {self.max_delay_ms:g} ms"
+
+
+def batch_sizes(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes that are prepared and timed: powers of two below ``max_batch``, and
+    ``max_batch`` itself. Compiled and int8 states are specialized to one static batch size, so a
+    partial batch is padded up to the next of these (:func:`padded_size`), in the load test and in
+    the simulator alike; nothing is interpolated."""
+    sizes = {max_batch}
+    size = 1
+    while size < max_batch:
+        sizes.add(size)
+        size *= 2
+    return tuple(sorted(sizes))
+
+
+def padded_size(k: int, sizes: tuple[int, ...]) -> int:
+    """The smallest prepared size that holds ``k`` requests."""
+    for size in sizes:
+        if size >= k:
+            return size
+    raise ValueError(f"a batch of {k} is larger than the largest prepared size {sizes[-1]}")
+
+
+def min_queries(percentile: float = PERCENTILE, confidence: float = CONFIDENCE, over: int = TOLERATED_OVER) -> int:
+    """The fewest queries a probe needs so that, seeing at most ``over`` queries above the
+    bound, it is ``confidence`` sure the true ``percentile`` latency is within it: the smallest
+    n with P(Binomial(n, 1 - percentile) <= over) <= 1 - confidence. This is MLPerf LoadGen's
+    early-stopping rule (docs/serving.md); for p99, 99% confidence and one query over, n = 662."""
+    p_over, n = 1.0 - percentile, over + 1
+    while binom.cdf(over, n, p_over) > 1.0 - confidence:
+        n += 1
+    return n
+
+
+def arrivals(rate: float, n: int, seed: int) -> np.ndarray:
+    """``n`` Poisson arrival times (seconds from 0) at ``rate`` per second: exponential gaps."""
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+    return np.cumsum(gaps) - gaps[0]  # the first request arrives at 0
+
+
+def latency_stats(latencies_s: np.ndarray) -> tuple[float, float]:
+    """(p50, p99) in milliseconds."""
+    p50, p99 = np.percentile(latencies_s, [50.0, 100.0 * PERCENTILE])
+    return float(p50) * 1e3, float(p99) * 1e3
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe: the offered rate, its p50 and p99 (ms), its query count and whether it met
+    the budget (``complete``: every query was served within the probe's time bound)."""
+
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    queries: int
+    passed: bool
+    complete: bool = True
+
+
+def search_highest_rate(
+    probe: Callable[[float], Probe],
+    *,
+    start: float,
+    max_probes: int,
+    tolerance: float = BISECT_TOLERANCE,
+) -> tuple[float | None, list[Probe]]:
+    """LoadGen's Server-scenario search: from ``start``, double the rate until a probe fails,
+    then bisect between the last pass and the first fail until they are within ``tolerance``.
+    A first probe that fails halves instead, until one passes. Returns the highest passing rate
+    (None if none passed within ``max_probes``) and every probe in order."""
+    done: list[Probe] = []
+    lo: float | None = None
+    hi: float | None = None
+    rate = start
+    while len(done) < max_probes:
+        result = probe(rate)
+        done.append(result)
+        if result.passed:
+            lo = rate
+        else:
+            hi = rate
+        if lo is not None and hi is not None:
+            if hi / lo - 1.0 <= tolerance:
+                break
+            rate = (lo + hi) / 2.0
+        elif lo is None:
+            rate /= 2.0
+        else:
+            rate *= 2.0
+    return lo, done
