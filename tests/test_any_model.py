@@ -44,6 +44,12 @@ def text_inputs(batch):
     return {"input_ids": torch.randint(0, 500, (batch, 16)), "attention_mask": torch.ones(batch, 16, dtype=torch.long)}
 
 
+def text_eval():
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 500, (16, 16), generator=g)
+    return [({"input_ids": ids, "attention_mask": torch.ones(16, 16, dtype=torch.long)}, None)]
+
+
 def bad_ids(batch):
     return {"input_ids": torch.full((batch, 16), 900), "attention_mask": torch.ones(batch, 16, dtype=torch.long)}
 
@@ -192,12 +198,16 @@ def test_dict_tuple_and_timm_models_run_in_each_state(user_repo: pytest.Pytester
     pytest.importorskip("onnxruntime")
     out = tmp_path / "run.json"
     result = user_repo.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--is-reference-seconds=0", "--benchmark-disable",
-        "--is-model", "mypkg.m:distilbert", "--is-example", "mypkg.m:text_inputs",
+        "-p", "no:cacheprovider", "--is-reference-seconds=0", "--benchmark-only", "--benchmark-min-rounds=2",
+        "--benchmark-max-time=0.001", "--is-no-compile", "--is-model", "mypkg.m:distilbert", "--is-example", "mypkg.m:text_inputs", "--is-eval", "mypkg.m:text_eval",
         "--is-states", "fp32,int8-dynamic,ort-int8,ort-int8-dynamic", "--is-batch-size", "2", "--is-all-int8",
         f"--benchmark-json={out}", timeout=600,
     )  # fmt: skip
     assert result.ret == 0, result.stdout.str()[-3000:]
+    result.assert_outcomes(passed=4)
+    records = {b["extra_info"]["state"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert records["fp32"]["inputs"][0] == {"name": "input_ids", "shape": [16], "dtype": "int64"}
+    assert records["int8-dynamic"]["dtype"] == "int8" and records["ort-int8-dynamic"]["runtime"] == "onnxruntime"
     result = user_repo.runpytest_subprocess(
         "-p", "no:cacheprovider", "--is-reference-seconds=0", "--benchmark-disable",
         "--is-model", "mypkg.m:two_input", "--is-example", "mypkg.m:two_inputs", "--is-eval", "mypkg.m:two_eval",

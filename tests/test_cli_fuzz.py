@@ -423,3 +423,19 @@ def test_fuzz_bisect(data: st.DataObject) -> None:
         )
     )
     _check(["bisect", *extra])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_serve(data: st.DataObject) -> None:
+    # Every value is refused before a model is built: budgets, batch and delay bounds.
+    base = ["serve", "lenet", "--states", "fp32"]
+    extra = data.draw(
+        st.one_of(
+            st.one_of(negative(), st.sampled_from(["0", "0.0"]), not_numbers, nan_inf).map(lambda v: ["--p99-ms", v]),
+            st.one_of(ints_outside(1), not_numbers).map(lambda v: ["--p99-ms", "10", "--max-batch", v]),
+            st.one_of(negative(), not_numbers, nan_inf).map(lambda v: ["--p99-ms", "10", "--max-delay-ms", v]),
+            st.one_of(negative(), st.just("0"), not_numbers, nan_inf).map(lambda v: ["--p99-ms", "10", "--qps", v]),
+        )
+    )
+    _check([*base, *extra])

@@ -105,12 +105,12 @@ def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, A
 
 
 def test_ctrl_c_in_a_probe_stops_and_joins_its_thread() -> None:
-    run = lambda x: lambda: torch.relu(x)  # noqa: E731 - a real torch call, microseconds
+    run = lambda x: lambda: torch.relu(x[0])  # noqa: E731 - a real torch call, microseconds
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        run_probe({1: run}, torch.zeros(4, 3), Policy(1, 0.0), 2.0, 1000, 10.0, seed=0, threads=1, max_seconds=600)
+        run_probe({1: run}, (torch.zeros(4, 3),), Policy(1, 0.0), 2.0, 1000, 10.0, seed=0, threads=1, max_seconds=600)
     assert time.perf_counter() - start < 5
     timer.join()
     assert not [t for t in threading.enumerate() if t.name.startswith("serve-") and t.is_alive()]

@@ -64,7 +64,7 @@ def serve(
 ) -> dict[str, Any]:
     """Load-test ``model`` in each state under ``p99_ms`` and simulate it; returns (and writes
     to ``json_out``) the serve record. Bad options raise before any work."""
-    from ..subject import subject_from_spec
+    from ..resolve import subject_from_spec
 
     budget = check_budget(p99_ms)
     policy = Policy(max_batch, max_delay_ms)
