@@ -232,7 +232,7 @@ def bench(
     from .plan import make_plan
 
     check_paths(json=json, storage=storage)
-    given = {
+    given: dict[str, Any] = {
         "device": device, "threads": threads, "seeds": seeds, "compile": compile, "all_int8": all_int8,
         "reference_seconds": reference_seconds,
     }  # fmt: skip

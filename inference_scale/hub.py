@@ -109,7 +109,7 @@ def _load_hf(folder: Path, spec: str) -> tuple[nn.Module, Any]:
         )
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars: one model load is no long work
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights" bars: one model load is no long work
     try:
         model = cls.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:
@@ -140,7 +140,7 @@ def hf_subject(
         max_pos = getattr(config, "max_position_embeddings", None)
         if isinstance(max_pos, int) and seq_len > max_pos:
             raise SubjectError(f"model {spec!r}: sequence length {seq_len} exceeds its {max_pos} positions")
-        names = tuple(n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted)
+        names: tuple[str, ...] = tuple(n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted)
         example = _text_example(int(config.vocab_size), seq_len, names)
         shape: tuple[int, ...] = (seq_len,)
     elif "pixel_values" in accepted:
@@ -185,7 +185,8 @@ def timm_subject(name: str) -> Subject:
         return timm.create_model(name, pretrained=False).eval()
 
     probe = timm.create_model(name, pretrained=False)
-    size = probe.pretrained_cfg.get("input_size", (3, 224, 224))
+    cfg: dict[str, Any] = dict(getattr(probe, "pretrained_cfg", {}) or {})
+    size = cfg.get("input_size", (3, 224, 224))
     return Subject(
         name=spec, family=name.split("_")[0], kind=model_kind(probe), input_shape=tuple(int(d) for d in size),
         build=build,

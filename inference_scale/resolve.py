@@ -173,7 +173,7 @@ def subject_from_spec(
     loaders = (eval_spec, calibration_spec)
     meta: nn.Module | None = None
     if spec.startswith("hf:"):
-        subject = hf_subject(spec[3:], **({} if seq_len is None else {"seq_len": seq_len}))
+        subject = hf_subject(spec[3:]) if seq_len is None else hf_subject(spec[3:], seq_len=seq_len)
     elif spec.startswith("timm:"):
         subject = timm_subject(spec[5:])
     elif ":" in spec:

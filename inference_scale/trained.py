@@ -93,6 +93,6 @@ def digits_subject(name: str) -> Subject:
     return Subject(
         name=name, family=info.family, kind=info.kind, input_shape=info.input_shape,
         build=lambda: trained_model(name), weights="trained:mnist",
-        eval_data=lambda: EvalData(digits().x_test, digits().y_test), calibration=lambda: digits().x_train,
+        eval_data=lambda: EvalData((digits().x_test,), digits().y_test), calibration=lambda: digits().x_train,
         random_calibration=False, accuracy_dataset=ACCURACY_DATASET, training=digits(),
     )  # fmt: skip

@@ -199,7 +199,8 @@ def test_dict_tuple_and_timm_models_run_in_each_state(user_repo: pytest.Pytester
     out = tmp_path / "run.json"
     result = user_repo.runpytest_subprocess(
         "-p", "no:cacheprovider", "--is-reference-seconds=0", "--benchmark-only", "--benchmark-min-rounds=2",
-        "--benchmark-max-time=0.001", "--is-no-compile", "--is-model", "mypkg.m:distilbert", "--is-example", "mypkg.m:text_inputs", "--is-eval", "mypkg.m:text_eval",
+        "--benchmark-max-time=0.001", "--is-no-compile", "--is-model", "mypkg.m:distilbert",
+        "--is-example", "mypkg.m:text_inputs", "--is-eval", "mypkg.m:text_eval",
         "--is-states", "fp32,int8-dynamic,ort-int8,ort-int8-dynamic", "--is-batch-size", "2", "--is-all-int8",
         f"--benchmark-json={out}", timeout=600,
     )  # fmt: skip

@@ -30,7 +30,7 @@ from .search import Policy, Probe, arrivals, latency_stats, padded_size
 __all__ = ["Runners", "run_probe"]
 
 # Each prepared batch size's callable factory: given a batch (fp32, CPU), the zero-arg call.
-Runners = Mapping[int, Callable[[torch.Tensor], Callable[[], object]]]
+Runners = Mapping[int, Callable[[tuple[torch.Tensor, ...]], Callable[[], object]]]
 _JOIN_SLICE_S = 0.05
 _SPIN_S = 1e-3
 

@@ -46,7 +46,7 @@ class Served:
     state: str
     batch: int
     prepared: Prepared
-    x: torch.Tensor
+    x: tuple[torch.Tensor, ...]  # the model's inputs at this batch size
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -158,7 +158,8 @@ class Prepared:
     def __call__(self, *x: torch.Tensor | Batch) -> torch.Tensor:
         """Outputs for one CPU batch (the model's inputs, or one tuple of them), as float32 on
         the CPU (for accuracy and agreement)."""
-        batch = x[0] if len(x) == 1 and isinstance(x[0], tuple) else x
+        first = x[0] if len(x) == 1 else None
+        batch: Batch = first if isinstance(first, tuple) else tuple(t for t in x if isinstance(t, torch.Tensor))
         with torch.inference_mode(), self._autocast():
             out = call_adapted(self.module, self.layout(batch))
         return torch.as_tensor(out).float().cpu()
