@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .defaults import DEFAULTS
 from .errors import InferenceScaleError
 
 __all__ = [
@@ -30,16 +31,6 @@ __all__ = [
     "split_values",
 ]
 
-# The one default of each option (the plugin's and the CLI's read these).
-DEFAULTS: dict[str, Any] = {
-    "device": "cpu",
-    "threads": 1,
-    "seeds": 3,
-    "cuda_events": 0,
-    "reference_seconds": 0.5,
-    "compile": True,
-    "all_int8": False,
-}
 MAX_REFERENCE_SECONDS = 60.0  # a drift check, not a benchmark: more only delays the run
 MAX_THREADS = 1024
 

@@ -66,10 +66,11 @@ def _factory_subject(spec: str, input_shape: tuple[int, ...] | None, example_spe
             return as_batch(example_factory(n), what=f"example factory {example_spec!r}", names=names)[0]
 
         shape = tuple(int(d) for d in batch[0].shape[1:]) or (1,)
-    else:
-        assert input_shape is not None
+    elif input_shape is not None:
         shape, names, example_fn = input_shape, None, None  # type: ignore[assignment]
         batch = (torch.randn((PROBE_BATCH, *shape)),)
+    else:  # unreachable: checked above, kept explicit for the type checker
+        raise SubjectError(f"model {spec!r} is a factory: give its example inputs or its input shape")
     out = _probe(model, batch, names, spec)
     try:
         primary_output(out, what=f"model {spec!r}")

@@ -24,9 +24,9 @@ from torch import nn
 
 from .ab import BLOCK_TIME_ENV
 from .ab import PLUGIN as AB_PLUGIN
+from .defaults import DEFAULTS
 from .errors import InferenceScaleError
 from .inputs import Batch, batch_len, chunks, concat, input_spec, take
-from .plan import DEFAULTS
 from .record import BenchmarkRecord
 from .sizing import count_macs_on
 from .states import Context, MissingInputError, Prepared, State, get_state
