@@ -1,0 +1,1 @@
+"""Measuring: the suite and its pytest plugin, the plan, the record, the machine and its peaks."""

@@ -1,0 +1,1 @@
+"""Verdicts: reading saved runs, comparing them, A/B and history. Importing this wing loads no torch."""
