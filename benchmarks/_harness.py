@@ -1,5 +1,5 @@
 """Subjects of this repo's suites that the registry alone cannot give: LeNet trained on real
-digits (so its records carry accuracy; :mod:`inference_scale.trained`) and a lone 1024x1024
+digits (so its records carry accuracy; :mod:`inference_scale.subjects.trained`) and a lone 1024x1024
 Linear (where CSR pays off)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from inference_scale.subject import Subject
-from inference_scale.trained import ACCURACY_DATASET, digits_subject
+from inference_scale.subjects.subject import Subject
+from inference_scale.subjects.trained import ACCURACY_DATASET, digits_subject
 
 __all__ = ["ACCURACY_DATASET", "lenet_subject", "linear_subject"]
 

@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 from benchmarks._harness import ACCURACY_DATASET
-from inference_scale.distill import DistillConfig, train_students, train_teacher
-from inference_scale.models import model_info
+from inference_scale.measure.suite import Options, time_prepared
 from inference_scale.runtime import threads
 from inference_scale.states import Context, get_state
-from inference_scale.subject import Subject
-from inference_scale.suite import Options, time_prepared
-from inference_scale.train import evaluate
+from inference_scale.subjects.models import model_info
+from inference_scale.subjects.subject import Subject
+from inference_scale.subjects.train import evaluate
+from inference_scale.techniques.distill import DistillConfig, train_students, train_teacher
 
 CONFIG = DistillConfig(cache_dir=None)
 # The smoke run (--benchmark-disable) checks that training, timing and records work, in seconds.

@@ -1,5 +1,5 @@
 """The suite: model x state x batch, generated from the state registry (``IS_GRIDS``) and run
-by the one generic benchmark, :func:`inference_scale._suite_test.test_state`. Each model's fp32
+by the one generic benchmark, :func:`inference_scale.measure._suite_test.test_state`. Each model's fp32
 baseline is timed in the same run, right before its other states at that batch size.
 
 * every precision and int8 state of the registry on the picked architectures and trained
@@ -19,8 +19,8 @@ nothing is compiled.
 from __future__ import annotations
 
 from benchmarks._harness import lenet_subject, linear_subject
-from inference_scale._suite_test import test_state
-from inference_scale.models import pick_architectures
+from inference_scale.measure._suite_test import test_state
+from inference_scale.measure.suite import Grid
 from inference_scale.states import list_states
 from inference_scale.states.compound import Compound
 from inference_scale.states.int8 import Int8Static, Int8StaticFX
@@ -29,7 +29,7 @@ from inference_scale.states.openvino_rt import OvInt8
 from inference_scale.states.peers import PeerState
 from inference_scale.states.precision import ChannelsLast
 from inference_scale.states.pruning import CSR, PruneChannels, PruneL1, PruneL1Masked
-from inference_scale.suite import Grid
+from inference_scale.subjects.models import pick_architectures
 
 __all__ = ["IS_GRIDS", "IS_SUBJECTS", "test_state"]
 

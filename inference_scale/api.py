@@ -7,7 +7,7 @@ record as ``pytest --is-model ...`` and ``inference-scale bench``, and returns i
     print(result.table())
     result.rows[1].speedup, result.json_path
 
-The plan is checked once (:func:`~inference_scale.plan.make_plan`), then handed to pytest as a
+The plan is checked once (:func:`~inference_scale.measure.plan.make_plan`), then handed to pytest as a
 plugin object: pytest-benchmark times the cases in this process. Its JSON is written in a
 temporary folder and moved into place atomically, so a failed write never destroys an earlier
 file.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError
 
 __all__ = ["DEFAULT_STORAGE", "BenchError", "BenchResult", "bench", "check_paths", "run_plan"]
 
@@ -42,7 +42,7 @@ class BenchError(InferenceScaleError, RuntimeError):
 
 @dataclass(frozen=True)
 class BenchResult:
-    """The rows of a run (:class:`inference_scale.report.Row`: median and IQR in seconds,
+    """The rows of a run (:class:`inference_scale.reporting.report.Row`: median and IQR in seconds,
     speedup vs fp32, bytes, MACs, params, accuracy, cosine and agreement), the saved JSON (the
     ``json`` path asked for, else the storage copy) and the skipped cases with their reasons."""
 
@@ -53,7 +53,7 @@ class BenchResult:
 
     def table(self, fmt: str = "table") -> str:
         """The rows as the report's table (``table``), Markdown (``md``) or CSV (``csv``)."""
-        from .report import format_rows
+        from inference_scale.reporting.report import format_rows
 
         return format_rows(self.rows, fmt)
 
@@ -103,14 +103,14 @@ def run_plan(
     storage: str | os.PathLike[str] = DEFAULT_STORAGE,
     quiet: bool = False,
 ) -> BenchResult:
-    """Run a checked plan (:func:`~inference_scale.plan.make_plan`) through pytest-benchmark in
+    """Run a checked plan (:func:`~inference_scale.measure.plan.make_plan`) through pytest-benchmark in
     this process, save it under ``storage`` (and ``json``), and read its rows back."""
     import pytest
 
-    from .atomic import write_bytes_atomic
-    from .plugin import SUITE_FILE, PlanCarrier
-    from .report import rows_from_run
-    from .runs import load_run
+    from inference_scale.atomic import write_bytes_atomic
+    from inference_scale.measure.plugin import SUITE_FILE, PlanCarrier
+    from inference_scale.reporting.report import rows_from_run
+    from inference_scale.verdicts.runs import load_run
 
     json_target, store = check_paths(json=json, storage=storage)
     outcomes = _Outcomes()
@@ -152,7 +152,7 @@ def run_plan(
 def _probe(folder: Path, what: str) -> None:
     """Create and remove a file in the nearest existing folder of ``folder``: the writer that
     will run must be able to write there (``os.access`` says yes for root on /proc)."""
-    from .errors import OutputPathError
+    from inference_scale.errors import OutputPathError
 
     existing = folder
     while not existing.exists():
@@ -173,7 +173,7 @@ def check_paths(
 ) -> tuple[Path | None, Path]:
     """The JSON target and the storage folder, checked before any work (see :func:`_probe`);
     ``names`` are what the caller calls them (the CLI's flags)."""
-    from .atomic import check_output_path
+    from inference_scale.atomic import check_output_path
 
     json_target = check_output_path(json, what=names[0]) if json is not None else None
     if json_target is not None:
@@ -226,10 +226,10 @@ def bench(
 ) -> BenchResult:
     """Benchmark ``model`` (a registry name, ``hf:DIR``, ``timm:NAME`` or ``module:factory``)
     in each state at each batch size against its fp32 baseline timed in the same run; see the
-    module docstring. Options left None take :data:`inference_scale.plan.DEFAULTS`. Raises an
+    module docstring. Options left None take :data:`inference_scale.measure.plan.DEFAULTS`. Raises an
     :class:`~inference_scale.errors.InferenceScaleError` of one line for bad input (before
     any work) and :class:`BenchError` when the run fails or measures nothing."""
-    from .plan import make_plan
+    from inference_scale.measure.plan import make_plan
 
     check_paths(json=json, storage=storage)
     given: dict[str, Any] = {

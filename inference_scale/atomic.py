@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .errors import OutputPathError
+from inference_scale.errors import OutputPathError
 
 __all__ = ["check_output_path", "stale_temp_files", "write_atomic", "write_bytes_atomic", "write_json_atomic"]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .errors import InvalidOptionError
+from inference_scale.errors import InvalidOptionError
 
 __all__ = ["DEVICES", "check_device", "cpu_name", "device_available", "synchronize", "threads"]
 

@@ -28,7 +28,7 @@ import torch
 from ptflops.aten_engine import FlopCounterMode
 from torch import nn
 
-from .errors import MacCountError
+from inference_scale.errors import MacCountError
 
 __all__ = [
     "ParamCount",

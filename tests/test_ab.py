@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_scale.ab import ABConfig, ABError, format_ab, run_ab
-from inference_scale.cli import main
+from inference_scale.cli.main import main
+from inference_scale.verdicts.ab import ABConfig, ABError, format_ab, run_ab
 
 SPIN = """
 import time

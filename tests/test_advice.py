@@ -11,9 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_scale.advice import AdviceError, BudgetError, Budgets, Candidate, advise, dominates, pareto_front
-from inference_scale.cli import main
-from inference_scale.record import BenchmarkRecord
+from inference_scale.cli.main import main
+from inference_scale.measure.record import BenchmarkRecord
+from inference_scale.reporting.advice import (
+    AdviceError,
+    BudgetError,
+    Budgets,
+    Candidate,
+    advise,
+    dominates,
+    pareto_front,
+)
 
 MACHINE = {"node": "n", "processor": "x86_64", "machine": "x86_64", "python_implementation": "CPython",
            "python_version": "3.11.7", "python_compiler": "GCC", "release": "6", "system": "Linux",
@@ -192,8 +200,8 @@ def _peer(model: str, state: str, batch: int, ms: float, runtime: str, version: 
 def test_report_marks_the_fastest_state_of_each_model_and_batch_across_runtimes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from inference_scale.report import rows_from_run
-    from inference_scale.runs import load_run
+    from inference_scale.reporting.report import rows_from_run
+    from inference_scale.verdicts.runs import load_run
 
     benches = [_bench("resnet50", "fp32", b, 160 * b, 100, None, None) for b in (1, 8)]
     benches += [_peer("resnet50", "int8-static", 1, 60, "torch", "2.14.1"),

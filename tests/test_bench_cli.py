@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_scale.cli import main
-from inference_scale.record import validate_extra_info
+from inference_scale.cli.main import main
+from inference_scale.measure.record import validate_extra_info
 from tests.test_plugin import USER_MODULE
 
 
@@ -85,7 +85,7 @@ def test_bench_a_factory_without_its_shape_or_with_an_unwritable_json(
 def test_bench_runs_a_users_model_from_the_shell(user_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(user_dir), "INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
     cmd = [
-        sys.executable, "-m", "inference_scale.cli", "bench", "benchpkg.mod:build", "--input-shape", "3,16,16",
+        sys.executable, "-m", "inference_scale.cli.main", "bench", "benchpkg.mod:build", "--input-shape", "3,16,16",
         "--states", "fp32,bf16,int8-static,prune-channels-50", "--eval", "benchpkg.mod:val", "--json", "out.json",
         "--batch-size", "4", "--no-compile", "--storage", str(tmp_path / "storage"),
     ]  # fmt: skip
@@ -107,7 +107,7 @@ def test_bench_runs_peers_and_a_compound_with_seeds(tmp_path: Path) -> None:
     runtimes record their name, version and artifact; kd trains once per seed."""
     env = {**os.environ, "INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
     cmd = [
-        sys.executable, "-m", "inference_scale.cli", "bench", "lenet", "--states",
+        sys.executable, "-m", "inference_scale.cli.main", "bench", "lenet", "--states",
         "fp32,prune-channels-50+kd,ort-fp32,ov-int8", "--batch-size", "50", "--seeds", "2", "--no-compile",
         "--json", "out.json", "--storage", str(tmp_path / "storage"),
     ]  # fmt: skip

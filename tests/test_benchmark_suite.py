@@ -14,10 +14,7 @@ import pytest
 
 # Imported before any in-process pytester run, which restores sys.modules afterwards: torch's
 # extensions and operator libraries cannot be loaded a second time in one process.
-import inference_scale.quantize.model
-import inference_scale.subject
-import inference_scale.suite  # noqa: F401
-from inference_scale.record import validate_extra_info
+from inference_scale.measure.record import validate_extra_info
 
 ROOT = Path(__file__).resolve().parents[1]
 

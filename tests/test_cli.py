@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from inference_scale.cli import build_parser, main
+from inference_scale.cli.main import build_parser, main
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
@@ -58,6 +58,6 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys:
 
 def test_module_entry_point_runs() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "inference_scale.cli", "info", "nope"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "inference_scale.cli.main", "info", "nope"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference_scale.cli import build_parser, main
-from inference_scale.models import KINDS, list_models
+from inference_scale.cli.main import build_parser, main
 from inference_scale.states import get_state
+from inference_scale.subjects.models import KINDS, list_models
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 # Names the registry knows, as models, families or kinds: generated "unknown" names avoid them.

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from inference_scale.data import load_dataset, stratified_split
 from inference_scale.errors import InvalidOptionError
-from inference_scale.models import get_model
-from inference_scale.train import evaluate, predict, train
+from inference_scale.subjects.data import load_dataset, stratified_split
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import evaluate, predict, train
 
 
 def test_mnist_split_is_stratified_and_seeded() -> None:

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from inference_scale.cli import main
-from inference_scale.data import load_dataset
-from inference_scale.distill import course_module_loss, kd_loss, teacher_logits
-from inference_scale.models import get_model
-from inference_scale.train import evaluate, train
+from inference_scale.cli.main import main
+from inference_scale.subjects.data import load_dataset
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import evaluate, train
+from inference_scale.techniques.distill import course_module_loss, kd_loss, teacher_logits
 
 logit_batches = st.tuples(st.integers(1, 8), st.integers(2, 10)).flatmap(
     lambda shape: arrays("float32", shape, elements=st.floats(-20, 20, width=32))

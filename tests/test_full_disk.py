@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from inference_scale import atomic
-from inference_scale.cli import main
-from inference_scale.models import get_model
-from inference_scale.prune import make_permanent, prune_global
-from inference_scale.sparse_io import load_sparse, save_sparse
+from inference_scale.cli.main import main
+from inference_scale.subjects.models import get_model
+from inference_scale.techniques.prune import make_permanent, prune_global
+from inference_scale.techniques.sparse_io import load_sparse, save_sparse
 
 RECORD = dict(family="spin", kind="mlp", batch_size=1, device="cpu", threads=1, dtype="float32", params=10,
               nonzero_params=10, macs=1000, bytes=400, input_shape=[4])  # fmt: skip

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from inference_scale.cli import main
-from inference_scale.compare import min_p_value
-from inference_scale.history import load_history
+from inference_scale.cli.main import main
+from inference_scale.verdicts.compare import min_p_value
+from inference_scale.verdicts.history import load_history
 
 from ._history_repo import SLOW_COMMIT, git, make_repo, pytest_env, save_runs
 from .test_report_compare import _layout_25, _layout_30, _scaled
@@ -84,7 +84,7 @@ def test_bisect_names_commit_7(history_repo: tuple[Path, list[str], Path]) -> No
     cmd = [
         sys.executable,
         "-m",
-        "inference_scale.cli",
+        "inference_scale.cli.main",
         "bisect",
         shas[0],
         shas[-1],
@@ -107,7 +107,7 @@ def test_interrupted_bisect_cleans_up_and_prints_the_range(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**pytest_env(), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
-    cmd = [sys.executable, "-m", "inference_scale.cli", "bisect", shas[0], shas[-1], "--", "test_bench.py"]
+    cmd = [sys.executable, "-m", "inference_scale.cli.main", "bisect", shas[0], shas[-1], "--", "test_bench.py"]
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     lines = []

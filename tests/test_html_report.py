@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_scale.cli import main
-from inference_scale.html_report import SECTIONS
+from inference_scale.cli.main import main
+from inference_scale.reporting.html_report import SECTIONS
 
 SUITE = """
 import os, time

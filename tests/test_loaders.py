@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference_scale.data import load_dataset
-from inference_scale.distill import HFTeacher, teacher_logits
+from inference_scale.subjects.data import load_dataset
+from inference_scale.techniques.distill import HFTeacher, teacher_logits
 
 
 def _write_cifar(root: Path, per_batch: int = 20) -> np.ndarray:

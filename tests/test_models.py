@@ -16,8 +16,8 @@ from inference_scale.errors import (
     UnknownWeightsError,
     WeightsNotFoundError,
 )
-from inference_scale.models import get_model, list_models, model_info, pick_architectures, weights_path
 from inference_scale.sizing import count_macs, count_params
+from inference_scale.subjects.models import get_model, list_models, model_info, pick_architectures, weights_path
 
 TORCHVISION = tvm.list_models(module=tvm)
 

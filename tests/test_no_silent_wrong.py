@@ -23,20 +23,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from inference_scale.advice import Budgets, advise
 from inference_scale.atomic import stale_temp_files, write_bytes_atomic
-from inference_scale.cli import main
-from inference_scale.compare import compare_runs
-from inference_scale.data import Split
-from inference_scale.distill import DistillConfig, kd_loss
-from inference_scale.models import get_model
-from inference_scale.prune import prune_channels, prune_global
-from inference_scale.report import Row, format_rows
-from inference_scale.runs import BadRunError, parse_run
-from inference_scale.sparse_io import SparseFileError, load_sparse, save_sparse
-from inference_scale.states import get_state
-from inference_scale.states.base import UnknownStateError
-from inference_scale.train import NonFiniteLossError, train
+from inference_scale.cli.main import main
+from inference_scale.reporting.advice import Budgets, advise
+from inference_scale.reporting.report import Row, format_rows
+from inference_scale.states import CompositionError, get_state
+from inference_scale.subjects.data import Split
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import NonFiniteLossError, train
+from inference_scale.techniques.distill import DistillConfig, kd_loss
+from inference_scale.techniques.prune import prune_channels, prune_global
+from inference_scale.techniques.sparse_io import SparseFileError, load_sparse, save_sparse
+from inference_scale.verdicts.compare import compare_runs
+from inference_scale.verdicts.runs import BadRunError, parse_run
 
 RECORD = dict(family="spin", kind="mlp", batch_size=1, device="cpu", threads=1, dtype="float32", params=10,
               nonzero_params=10, macs=1000, bytes=400, input_shape=[4])  # fmt: skip
@@ -195,7 +194,7 @@ def test_channel_pruning_a_masked_model_makes_it_smaller(built: dict[str, tuple[
 
 @pytest.mark.parametrize("after", ["prune-channels-50", "int8-static", "fp16"])
 def test_masked_pruning_compounds_are_refused_at_parse_time(after: str) -> None:
-    with pytest.raises(UnknownStateError, match="pruning masks"):
+    with pytest.raises(CompositionError, match="pruning masks"):
         get_state(f"prune-l1-50-masked+{after}")
     assert get_state("prune-channels-50+prune-l1-50-masked").slug.endswith("masked")  # last is fine
     assert not get_state("prune-l1-50-masked").chainable
@@ -330,7 +329,7 @@ def test_sigterm_to_ab_removes_its_worktree_and_temp_folders(repo: Path, tmp_pat
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "inference_scale.cli", "ab", "HEAD", "--runs", "40", "--block-time", "0.5",
+    cmd = [sys.executable, "-m", "inference_scale.cli.main", "ab", "HEAD", "--runs", "40", "--block-time", "0.5",
            "--out", "out", "--", "test_spin.py"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

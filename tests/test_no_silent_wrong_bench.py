@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 # Imported before any in-process pytester run, which restores sys.modules afterwards.
-import inference_scale.quantize.model
-import inference_scale.suite  # noqa: F401
-from inference_scale.cli import main
+from inference_scale.cli.main import main
 from tests.test_full_disk import _full_disk
 
 USER_MODULE = """
@@ -193,7 +191,7 @@ def test_plugin_bad_values_are_usage_errors_not_internal_errors(
 
 def test_the_cache_falls_back_when_its_folder_cannot_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # item 17: the digit models' cache beside a read-only (here: impossible) folder
-    from inference_scale import trained
+    from inference_scale.subjects import trained
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")

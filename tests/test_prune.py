@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import prune
 
-from inference_scale.data import load_dataset
 from inference_scale.errors import InvalidOptionError
-from inference_scale.models import get_model
-from inference_scale.prune import (
+from inference_scale.sizing import count_macs, count_params, serialized_bytes
+from inference_scale.subjects.data import load_dataset
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import evaluate, train
+from inference_scale.techniques.prune import (
     PruneRule,
     make_permanent,
     prune_by_type,
@@ -24,9 +26,7 @@ from inference_scale.prune import (
     sparse_linear,
     sparsity_report,
 )
-from inference_scale.sizing import count_macs, count_params, serialized_bytes
-from inference_scale.sparse_io import SparseFileError, load_pruned, load_sparse, save_pruned, save_sparse
-from inference_scale.train import evaluate, train
+from inference_scale.techniques.sparse_io import SparseFileError, load_pruned, load_sparse, save_pruned, save_sparse
 
 amounts = st.floats(0.0, 1.0, allow_nan=False)
 sizes = st.tuples(st.integers(1, 12), st.integers(1, 12))

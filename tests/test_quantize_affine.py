@@ -17,7 +17,14 @@ from torchao.quantization.quant_primitives import (
     quantize_affine,
 )
 
-from inference_scale.quantize import QParams, choose_qparams, dequantize, fake_quantize, quant_range, quantize
+from inference_scale.techniques.quantize import (
+    QParams,
+    choose_qparams,
+    dequantize,
+    fake_quantize,
+    quant_range,
+    quantize,
+)
 
 F32_EPS = float(torch.finfo(torch.float32).eps)
 

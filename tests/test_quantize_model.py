@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from inference_scale.data import Split, load_dataset
 from inference_scale.errors import InvalidOptionError
-from inference_scale.models import get_model
-from inference_scale.quantize import (
+from inference_scale.subjects.data import Split, load_dataset
+from inference_scale.subjects.models import get_model
+from inference_scale.subjects.train import evaluate, train
+from inference_scale.techniques.quantize import (
     DynamicInt8,
     QuantizationError,
     StaticInt8,
@@ -21,7 +22,6 @@ from inference_scale.quantize import (
     StaticShapeError,
     quantize_model,
 )
-from inference_scale.train import evaluate, train
 
 EAGER_CONFIGS = [StaticInt8(compile=False), DynamicInt8(compile=False), StaticInt8FX()]
 
@@ -91,7 +91,7 @@ def test_compiled_static_int8_keeps_its_int8_kernels_after_another_export() -> N
 _DYNAMIC_KERNELS = """
 import torch
 from torch import nn
-from inference_scale.quantize import DynamicInt8, quantize_model
+from inference_scale.techniques.quantize import DynamicInt8, quantize_model
 
 model = nn.Sequential(nn.Linear(96, 384), nn.GELU(), nn.Linear(384, 96)).eval()
 x = torch.randn(1, 64, 96)

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_scale.cli import main
-from inference_scale.compare import VERDICTS, compare_runs, compare_samples, min_p_value
-from inference_scale.runs import parse_run
+from inference_scale.cli.main import main
+from inference_scale.verdicts.compare import VERDICTS, compare_runs, compare_samples, min_p_value
+from inference_scale.verdicts.runs import parse_run
 
 SPIN_TESTS = """
 import os, time

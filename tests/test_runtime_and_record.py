@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from inference_scale.errors import InvalidOptionError
-from inference_scale.models import get_model, model_info
-from inference_scale.record import REQUIRED_FIELDS, BenchmarkRecord, InvalidRecordError, validate_extra_info
+from inference_scale.measure.record import REQUIRED_FIELDS, BenchmarkRecord, InvalidRecordError, validate_extra_info
 from inference_scale.runtime import check_device, threads
 from inference_scale.states import Context, get_state
+from inference_scale.subjects.models import get_model, model_info
 
 
 @pytest.mark.parametrize("slug", ["fp32", "channels-last", "bf16"])

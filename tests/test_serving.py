@@ -19,7 +19,7 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from inference_scale.cli import main
+from inference_scale.cli.main import main
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
 
@@ -130,7 +130,7 @@ def _session_pids(sid: int) -> list[int]:
 
 def test_sigint_stops_the_serve_command_and_leaves_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "inference_scale.cli", "serve", "lenet", "--states", "fp32", "--p99-ms", "20",
+    cmd = [sys.executable, "-m", "inference_scale.cli.main", "serve", "lenet", "--states", "fp32", "--p99-ms", "20",
            "--max-batch", "1", "--min-seconds", "1", "--json", str(tmp_path / "s.json")]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     assert proc.stderr is not None

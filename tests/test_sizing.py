@@ -11,7 +11,6 @@ from torch import nn
 from torch.nn.utils import prune
 
 from inference_scale.errors import MacCountError
-from inference_scale.models import get_model
 from inference_scale.sizing import (
     count_macs,
     count_params,
@@ -21,6 +20,7 @@ from inference_scale.sizing import (
     serialized_bytes,
     size_report,
 )
+from inference_scale.subjects.models import get_model
 
 
 def test_count_params_total_trainable_nonzero() -> None:

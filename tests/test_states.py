@@ -12,13 +12,12 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 from torch.utils.flop_counter import FlopCounterMode
 
-from inference_scale.data import load_dataset
-from inference_scale.models import get_model
 from inference_scale.runtime import DEVICES
 from inference_scale.states import (
     ALIASES,
     FAMILIES,
     NEEDS,
+    CompositionError,
     Context,
     MissingInputError,
     UnknownStateError,
@@ -27,6 +26,8 @@ from inference_scale.states import (
     list_states,
     state_sort_key,
 )
+from inference_scale.subjects.data import load_dataset
+from inference_scale.subjects.models import get_model
 
 SLUG = re.compile(r"^[a-z0-9]+(-([a-z0-9]+|\{[a-z]+\}))*$")
 
@@ -96,7 +97,7 @@ def test_unknown_and_malformed_slugs_list_close_matches() -> None:
         get_state("prune-l1-100")
     with pytest.raises(UnknownStateError, match="did you mean: fp32"):
         get_state("FP32")
-    with pytest.raises(UnknownStateError, match="can only come last"):
+    with pytest.raises(CompositionError, match="can only come last"):
         get_state("int8-static+prune-channels-50")
     with pytest.raises(UnknownStateError, match="empty part"):
         get_state("fp32++int8-static")
@@ -273,9 +274,9 @@ def test_a_missing_runtime_package_skips_in_a_grid_and_is_an_error_by_name() -> 
     from dataclasses import dataclass
     from typing import ClassVar
 
-    from inference_scale.resolve import subject_from_spec
+    from inference_scale.measure.suite import missing_input
     from inference_scale.states.peers import PeerState
-    from inference_scale.suite import missing_input
+    from inference_scale.subjects.resolve import subject_from_spec
 
     @dataclass(frozen=True)
     class Absent(PeerState):  # not registered: a runtime whose package is not installed

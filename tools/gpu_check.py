@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inference_scale.runs import load_run
+from inference_scale.verdicts.runs import load_run
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _history_repo import SLOW_COMMIT, make_repo, pytest_env, save_runs
 
-from inference_scale.history import load_history
+from inference_scale.verdicts.history import load_history
 
 
 def _history_ok(storage: Path, shas: list[str], stat: str) -> tuple[bool, str]:
@@ -34,7 +34,7 @@ def _bisect_ok(repo: Path, shas: list[str]) -> tuple[bool, str]:
     cmd = [
         sys.executable,
         "-m",
-        "inference_scale.cli",
+        "inference_scale.cli.main",
         "bisect",
         shas[0],
         shas[-1],

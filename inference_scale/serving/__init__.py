@@ -4,10 +4,10 @@ simulator fed by service times per batch size; replicas to serve a target rate, 
 
 from __future__ import annotations
 
-from .capacity import Plan, plan_replicas, replicas_for
-from .run import serve
-from .search import Policy, ServingError, min_queries
-from .simulate import simulate, simulated_highest_rate
+from inference_scale.serving.capacity import Plan, plan_replicas, replicas_for
+from inference_scale.serving.run import serve
+from inference_scale.serving.search import Policy, ServingError, min_queries
+from inference_scale.serving.simulate import simulate, simulated_highest_rate
 
 __all__ = [
     "Plan",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from inference_scale.measure.suite import time_prepared
 from inference_scale.serving.service import Served, current_plan, session_and_options
-from inference_scale.suite import time_prepared
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .search import Policy, ServingError, batch_sizes, check_budget
-from .simulate import SIM_QUERIES, simulate_probe
+from inference_scale.serving.search import Policy, ServingError, batch_sizes, check_budget
+from inference_scale.serving.simulate import SIM_QUERIES, simulate_probe
 
 __all__ = [
     "Plan",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from .search import Policy, Probe, arrivals, latency_stats, padded_size
+from inference_scale.serving.search import Policy, Probe, arrivals, latency_stats, padded_size
 
 __all__ = ["Runners", "run_probe"]
 

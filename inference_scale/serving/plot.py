@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_bytes_atomic
+from inference_scale.atomic import write_bytes_atomic
 
 __all__ = ["plot_serve"]
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import check_output_path, write_json_atomic
-from ..runtime import cpu_name, threads
-from ..suite import Options, Session
-from .capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
-from .loadgen import run_probe
-from .search import Policy, Probe, batch_sizes, check_budget, min_queries, search_highest_rate
-from .service import check_state, prepare, time_service
-from .simulate import simulate_probe, simulated_highest_rate
+from inference_scale.atomic import check_output_path, write_json_atomic
+from inference_scale.measure.suite import Options, Session
+from inference_scale.runtime import cpu_name, threads
+from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
+from inference_scale.serving.loadgen import run_probe
+from inference_scale.serving.search import Policy, Probe, batch_sizes, check_budget, min_queries, search_highest_rate
+from inference_scale.serving.service import check_state, prepare, time_service
+from inference_scale.serving.simulate import simulate_probe, simulated_highest_rate
 
 __all__ = ["CHECK_LOAD", "serve"]
 
@@ -64,7 +64,7 @@ def serve(
 ) -> dict[str, Any]:
     """Load-test ``model`` in each state under ``p99_ms`` and simulate it; returns (and writes
     to ``json_out``) the serve record. Bad options raise before any work."""
-    from ..resolve import subject_from_spec
+    from inference_scale.subjects.resolve import subject_from_spec
 
     budget = check_budget(p99_ms)
     policy = Policy(max_batch, max_delay_ms)
@@ -91,7 +91,7 @@ def serve(
             for size in sizes:
                 _say(f"preparing {model} {slug} at batch {size}")
                 served.append(prepare(session, model, slug, size, opts))
-        from ..suite import example_input
+        from inference_scale.measure.suite import example_input
 
         pool = example_input(subject, 64)  # each request is one of these inputs
         with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +113,7 @@ def serve(
     if json_out is not None:
         write_json_atomic(result, json_out)
     if plot_dir is not None:
-        from .plot import plot_serve
+        from inference_scale.serving.plot import plot_serve
 
         _say(f"wrote {plot_serve(result, Path(plot_dir))}")
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from ..errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError
 
 __all__ = [
     "PERCENTILE",

@@ -24,9 +24,18 @@ from typing import Any
 
 import torch
 
-from ..errors import InferenceScaleError
-from ..states import Context, MissingInputError, Prepared, get_state
-from ..suite import BASELINE, Options, Session, _calibration, example_input, missing_input, quality, skip_reason
+from inference_scale.errors import InferenceScaleError
+from inference_scale.measure.suite import (
+    BASELINE,
+    Options,
+    Session,
+    _calibration,
+    example_input,
+    missing_input,
+    quality,
+    skip_reason,
+)
+from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
 __all__ = ["Served", "ServiceTimingError", "check_state", "current_plan", "prepare", "time_service"]
 
@@ -92,9 +101,7 @@ def time_service(
     every timed call read back from it."""
     import pytest
 
-    from .. import serving
-
-    test_file = Path(serving.__file__).with_name("_service_test.py")
+    test_file = Path(__file__).with_name("_service_test.py")
     _PLAN[:] = list(served)
     _SESSION[:] = [session, opts]
     with tempfile.TemporaryDirectory() as tmp:

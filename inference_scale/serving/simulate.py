@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .search import Policy, Probe, arrivals, latency_stats, padded_size, search_highest_rate
+from inference_scale.serving.search import Policy, Probe, arrivals, latency_stats, padded_size, search_highest_rate
 
 __all__ = ["SIM_QUERIES", "simulate", "simulate_probe", "simulated_highest_rate"]
 

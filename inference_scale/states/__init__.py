@@ -1,20 +1,14 @@
 """Compression states, one registry: ``list_states()``, ``get_state(slug)`` and each state's
-``apply(model, ctx)``. See :mod:`.base` for what a state declares and :mod:`.slugs` for the
-slug grammar. Every module of this package is imported here, so a state registers by being
-defined in any of them; a new state needs a new class in one module and nothing else."""
+``apply(model, ctx)``. :mod:`.base` holds the contracts (what a state declares, what it is
+given, what it hands back), :mod:`.registry` finds states by slug, and :mod:`inference_scale.slugs`
+is the torch-free slug grammar. A state registers by being defined in any module of this
+package; a new state needs a new class in one module and nothing else."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from .base import (
-    FAMILIES,
-    NEEDS,
-    Context,
-    MissingInputError,
-    Prepared,
-    State,
+from inference_scale.slugs import ALIASES, FAMILIES, canonical_slug
+from inference_scale.states.base import NEEDS, CompositionError, Context, MissingInputError, Prepared, State
+from inference_scale.states.registry import (
     UnknownStateError,
     get_state,
     list_states,
@@ -22,12 +16,12 @@ from .base import (
     register_state,
     state_sort_key,
 )
-from .slugs import ALIASES, canonical_slug
 
 __all__ = [
     "ALIASES",
     "FAMILIES",
     "NEEDS",
+    "CompositionError",
     "Context",
     "MissingInputError",
     "Prepared",
@@ -40,6 +34,3 @@ __all__ = [
     "register_state",
     "state_sort_key",
 ]
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,4 +1,5 @@
-"""The state registry: what a state is, how it is declared, found and applied.
+"""The contracts of a state: what a state is, what it is given and what it hands back.
+The registry that finds states by slug is :mod:`.registry`.
 
 A state is one way to deploy the same model: a precision, an int8 scheme, a pruning, another
 runtime, or a composition of those. Each is a frozen dataclass declared once, where its code
@@ -19,56 +20,41 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypedDict, TypeVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 from torch import nn
 
-from ..errors import InferenceScaleError, did_you_mean
-from ..inputs import Batch, call_adapted, map_tensors
-from ..runtime import DEVICES, check_device, device_available, synchronize
-from ..sizing import count_macs_on, count_params, serialized_bytes
-from .slugs import COMPOUND_SEP, canonical_slug, pattern_regex
+from inference_scale.errors import InferenceScaleError
+from inference_scale.runtime import DEVICES, check_device, device_available, synchronize
+from inference_scale.sizing import count_macs_on, count_params, serialized_bytes
+from inference_scale.slugs import FAMILIES
+from inference_scale.subjects.inputs import Batch, call_adapted, map_tensors
 
 __all__ = [
     "FAMILIES",
     "NEEDS",
+    "CompositionError",
     "Context",
     "Facts",
     "MissingInputError",
     "Prepared",
     "State",
-    "UnknownStateError",
     "check_pct",
     "dense_facts",
-    "get_state",
-    "list_states",
-    "parse_states",
-    "register_state",
-    "state_sort_key",
 ]
 
-FAMILIES: tuple[str, ...] = ("precision", "quantize", "prune", "distill", "runtime", "compound")
 NEEDS: tuple[str, ...] = ("calibration", "example_input", "training_data", "teacher")
-
-
-class UnknownStateError(InferenceScaleError, ValueError):
-    """A slug that names no registered state; the message lists the closest slugs."""
-
-    def __init__(self, slug: str, reason: str = "") -> None:
-        hint, near = did_you_mean(slug, [s.example().slug for s in _REGISTRY] + [c.pattern for c in _REGISTRY])
-        why = f" ({reason})" if reason else ""
-        super().__init__(
-            f"unknown state {slug!r}{why}{hint} (`inference-scale states` lists all; join slugs with + to compose)"
-        )
-        self.slug = slug
-        self.suggestions = near
 
 
 class MissingInputError(InferenceScaleError, ValueError):
     """A state was asked to apply without something it needs (calibration data, a teacher)."""
+
+
+class CompositionError(InferenceScaleError, ValueError):
+    """States joined with ``+`` that cannot follow one another (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +166,6 @@ class Prepared:
         return run
 
 
-S = TypeVar("S", bound="State")
-
-
 @dataclass(frozen=True)
 class State:
     """Base of every state. Subclasses set the class attributes and implement :meth:`apply`."""
@@ -255,79 +238,6 @@ class State:
         """Check ``ctx``, then :meth:`apply`."""
         self.check_context(ctx)
         return self.apply(model, ctx)
-
-
-_REGISTRY: list[type[State]] = []
-
-
-def register_state(cls: type[S]) -> type[S]:
-    """Class decorator: add a state to the registry (its pattern must be new and well formed)."""
-    if cls.family not in FAMILIES:
-        raise ValueError(f"{cls.__name__}.family {cls.family!r} is not one of {FAMILIES}")
-    if not cls.needs <= set(NEEDS):
-        raise ValueError(f"{cls.__name__}.needs {sorted(cls.needs)} must be within {NEEDS}")
-    if cls.pattern != cls.pattern.lower() or " " in cls.pattern or COMPOUND_SEP in cls.pattern:
-        raise ValueError(f"state pattern {cls.pattern!r} must be lowercase, hyphenated, without '+'")
-    if any(c.pattern == cls.pattern for c in _REGISTRY):
-        raise ValueError(f"state pattern {cls.pattern!r} is registered twice")
-    _REGISTRY.append(cls)
-    return cls
-
-
-def _load_all() -> None:
-    # Importing the package imports every state module, so every state is registered.
-    from .. import states  # noqa: F401
-
-
-def list_states() -> list[type[State]]:
-    """Every registered state class, in display order (precision, quantize, prune, ...)."""
-    _load_all()
-    return sorted(_REGISTRY, key=lambda c: (FAMILIES.index(c.family), _REGISTRY.index(c)))
-
-
-def _parse_one(slug: str) -> State:
-    for cls in _REGISTRY:
-        match = pattern_regex(cls.pattern).match(slug)
-        if match is None:
-            continue
-        try:
-            return cls(**{k: int(v) for k, v in match.groupdict().items()})
-        except ValueError as exc:  # a parameter out of range
-            raise UnknownStateError(slug, str(exc)) from None
-    raise UnknownStateError(slug)
-
-
-def get_state(slug: str) -> State:
-    """The state named by ``slug`` (old names are read through the alias table); a compound
-    slug (``a+b``) gives a compound state. An unknown slug raises :class:`UnknownStateError`
-    listing the closest slugs."""
-    if not isinstance(slug, str):
-        raise TypeError(f"a state slug is a string, got {type(slug).__name__}")
-    _load_all()
-    slug = canonical_slug(slug.strip())
-    if COMPOUND_SEP in slug:
-        from .compound import Compound
-
-        return Compound.parse(slug)
-    return _parse_one(slug)
-
-
-def parse_states(slugs: Sequence[str]) -> list[State]:
-    """Each slug's state; the first unknown one raises."""
-    return [get_state(s) for s in slugs]
-
-
-def state_sort_key(slug: str) -> tuple[int, int, tuple[int, ...], str]:
-    """Display order of a slug: family, then registration, then parameters; unknown last."""
-    _load_all()
-    try:
-        state = get_state(slug)
-    except (UnknownStateError, TypeError):
-        return (len(FAMILIES), 0, (), slug)
-    params = tuple(v for v in dataclasses.asdict(state).values() if isinstance(v, int))
-    cls = type(state)
-    index = _REGISTRY.index(cls) if cls in _REGISTRY else len(_REGISTRY)
-    return (FAMILIES.index(state.family), index, params, slug)
 
 
 def check_pct(pct: int) -> None:

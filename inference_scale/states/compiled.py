@@ -10,8 +10,9 @@ from typing import ClassVar, cast
 import torch
 from torch import nn
 
-from .base import Context, Prepared, State, register_state
-from .precision import BF16, _eager
+from inference_scale.states.base import Context, Prepared, State
+from inference_scale.states.precision import BF16, _eager
+from inference_scale.states.registry import register_state
 
 __all__ = ["Compile", "CompileBF16"]
 

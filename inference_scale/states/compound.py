@@ -7,40 +7,26 @@ names another teacher."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from .base import Context, MissingInputError, Prepared, State, UnknownStateError, _parse_one
-from .slugs import COMPOUND_SEP, split_compound
+from inference_scale.slugs import COMPOUND_SEP
+from inference_scale.states.base import CompositionError, Context, Prepared, State
 
 __all__ = ["Compound"]
 
 
 @dataclass(frozen=True)
 class Compound(State):
-    """Several states applied in order; see the module docstring."""
+    """Several states applied in order; see the module docstring. Build one from a slug with
+    :func:`~.registry.get_state`, which checks that the parts can follow one another."""
 
     pattern: ClassVar[str] = "{state}+{state}"
     family: ClassVar[str] = "compound"
     parts: tuple[State, ...] = ()
-
-    @classmethod
-    def parse(cls, slug: str) -> Compound:
-        names = split_compound(slug)
-        if any(not n for n in names):
-            raise UnknownStateError(slug, "an empty part between '+' signs")
-        parts = tuple(_parse_one(n) for n in names)
-        if any(isinstance(p, Compound) for p in parts) or len(parts) < 2:
-            raise UnknownStateError(slug, "a compound joins two or more plain states")
-        for part, after in itertools.pairwise(parts):
-            if not part.chainable:
-                why = getattr(part, "unchainable_reason", "hands on no float model").format(**vars(part))
-                raise UnknownStateError(slug, f"{part.slug} {why}, so it can only come last, not before {after.slug}")
-        return cls(parts=parts)
 
     @property
     def slug(self) -> str:
@@ -94,13 +80,13 @@ class Compound(State):
             extras.update(prepared.extras)
             steps.append(_step(prepared))
             if prepared.float_module is None:
-                raise MissingInputError(
+                raise CompositionError(
                     f"{part.slug} does not produce a float nn.Module, so it can only end a compound, not precede "
                     f"{self.parts[i + 1].slug}"
                 )
             current = prepared.float_module.cpu()
             if prepared.autocast is not None or prepared.dtype not in ("float32", str(torch.float32)):
-                raise MissingInputError(f"{part.slug} changes the number format, so it can only end a compound")
+                raise CompositionError(f"{part.slug} changes the number format, so it can only end a compound")
             # The next part measures the model as this one left it: its MACs, not the source's.
             step_ctx = dataclasses.replace(step_ctx, macs=prepared.macs)
         prepared = final(current, step_ctx)

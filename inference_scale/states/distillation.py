@@ -10,12 +10,13 @@ from typing import ClassVar
 
 from torch import nn
 
-from ..data import Split
-from ..distill import DistillConfig, kd_loss, teacher_logits
-from ..runtime import threads
-from ..train import train
-from .base import Context, MissingInputError, Prepared, State, register_state
-from .precision import _eager
+from inference_scale.runtime import threads
+from inference_scale.states.base import Context, MissingInputError, Prepared, State
+from inference_scale.states.precision import _eager
+from inference_scale.states.registry import register_state
+from inference_scale.subjects.data import Split
+from inference_scale.subjects.train import train
+from inference_scale.techniques.distill import DistillConfig, kd_loss, teacher_logits
 
 __all__ = ["KD"]
 

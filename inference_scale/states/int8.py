@@ -1,4 +1,4 @@
-"""int8 states: the three whole-model int8 paths of :mod:`inference_scale.quantize`, each a
+"""int8 states: the three whole-model int8 paths of :mod:`inference_scale.techniques.quantize`, each a
 state. They run on the CPU (oneDNN/fbgemm kernels); their bytes are the int8 model's."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..quantize import DynamicInt8, StaticInt8, StaticInt8FX, quantize_model
-from .base import Context, Prepared, State, dense_facts, register_state
+from inference_scale.states.base import Context, Prepared, State, dense_facts
+from inference_scale.states.registry import register_state
+from inference_scale.techniques.quantize import DynamicInt8, StaticInt8, StaticInt8FX, quantize_model
 
 __all__ = ["Int8Dynamic", "Int8Static", "Int8StaticFX", "linear_share"]
 
@@ -40,7 +41,7 @@ def _quantized(state: State, model: nn.Module, ctx: Context, config: Any) -> Pre
 
 @dataclass(frozen=True)
 class _Int8(State):
-    """An int8 state: its :mod:`inference_scale.quantize` config, run on the CPU's int8 kernels."""
+    """An int8 state: its :mod:`inference_scale.techniques.quantize` config, run on the CPU's int8 kernels."""
 
     family: ClassVar[str] = "quantize"
     needs: ClassVar[frozenset[str]] = frozenset({"calibration", "example_input"})

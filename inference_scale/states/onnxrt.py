@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..cloning import clone
-from ..inputs import Batch
-from .base import Context, Prepared, register_state
-from .peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
+from inference_scale.states.base import Context, Prepared
+from inference_scale.states.peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
+from inference_scale.states.registry import register_state
+from inference_scale.subjects.cloning import clone
+from inference_scale.subjects.inputs import Batch
 
 __all__ = ["OrtFP32", "OrtInt8", "export_onnx", "onnx_input_names", "ort_prepared", "ort_session"]
 

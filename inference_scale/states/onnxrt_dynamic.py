@@ -11,9 +11,10 @@ from typing import ClassVar
 
 from torch import nn
 
-from .base import Context, Prepared, register_state
-from .onnxrt import OrtState, export_onnx, ort_prepared
-from .peers import peer_step
+from inference_scale.states.base import Context, Prepared
+from inference_scale.states.onnxrt import OrtState, export_onnx, ort_prepared
+from inference_scale.states.peers import peer_step
+from inference_scale.states.registry import register_state
 
 __all__ = ["OrtInt8Dynamic"]
 

@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..cloning import clone
-from .base import Context, Prepared, register_state
-from .peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
+from inference_scale.states.base import Context, Prepared
+from inference_scale.states.peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
+from inference_scale.states.registry import register_state
+from inference_scale.subjects.cloning import clone
 
 __all__ = ["OvFP32", "OvInt8", "ov_config"]
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InferenceScaleError
-from ..inputs import Batch
-from .base import Context, Prepared, State, dense_facts
+from inference_scale.errors import InferenceScaleError
+from inference_scale.states.base import Context, Prepared, State, dense_facts
+from inference_scale.subjects.inputs import Batch
 
 __all__ = [
     "PEERS_EXTRA",

@@ -9,10 +9,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..cloning import clone
-from ..inputs import Batch, map_tensors
-from ..sizing import serialized_bytes
-from .base import Context, Facts, Prepared, State, dense_facts, register_state
+from inference_scale.sizing import serialized_bytes
+from inference_scale.states.base import Context, Facts, Prepared, State, dense_facts
+from inference_scale.states.registry import register_state
+from inference_scale.subjects.cloning import clone
+from inference_scale.subjects.inputs import Batch, map_tensors
 
 __all__ = ["BF16", "FP16", "FP32", "ChannelsLast"]
 

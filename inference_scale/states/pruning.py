@@ -10,11 +10,18 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..cloning import clone
-from ..prune import make_permanent, prune_channels, prune_global, sparse_linear, sparsity_report
-from ..sparse_io import save_sparse
-from .base import Context, Prepared, State, check_pct, dense_facts, register_state
-from .precision import _eager
+from inference_scale.states.base import Context, Prepared, State, check_pct, dense_facts
+from inference_scale.states.precision import _eager
+from inference_scale.states.registry import register_state
+from inference_scale.subjects.cloning import clone
+from inference_scale.techniques.prune import (
+    make_permanent,
+    prune_channels,
+    prune_global,
+    sparse_linear,
+    sparsity_report,
+)
+from inference_scale.techniques.sparse_io import save_sparse
 
 __all__ = ["CSR", "PruneChannels", "PruneL1", "PruneL1Masked", "sparse_file_bytes"]
 

@@ -1,0 +1,87 @@
+"""``inference-scale serve``: the highest Poisson query rate each state sustains under a p99
+budget, measured by a real load test and simulated from its service times per batch size
+(:mod:`.serving`); with ``--qps``, the replicas and batching policy that serve it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["add_serve"]
+
+SERVE_EXAMPLE = """\
+example:
+  inference-scale serve resnet50 --states fp32,int8-static,ov-int8 --p99-ms 100 --json serve.json --plot plots
+  inference-scale advise serve.json --qps 200 --p99-ms 100
+
+Each state is prepared at batch 1, 2, 4, ... and --max-batch (a partial batch runs padded to
+the next prepared size), timed by the suite's runner (pytest-benchmark JSON beside --json, as
+NAME.bench.json), then load-tested: LoadGen's search (double the rate until p99 fails, then
+bisect), each probe at least 662 queries and --min-seconds long."""
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from inference_scale.measure.plugin import split_values
+    from inference_scale.serving import serve
+
+    result = serve(
+        args.model, states=split_values([args.states]), p99_ms=args.p99_ms, max_batch=args.max_batch,
+        max_delay_ms=args.max_delay_ms, qps=args.qps, json_out=args.json, plot_dir=args.plot,
+        n_threads=args.threads, seed=args.seed, min_duration_s=args.min_seconds,
+    )  # fmt: skip
+    status = 0
+    print(
+        f"{result['model']}: highest rate with p99 <= {result['p99_ms']:g} ms ({result['host']}, "
+          f"{result['threads']} thread(s), max batch {args.max_batch}, max delay {args.max_delay_ms:g} ms)"
+    )  # fmt: skip
+    for slug, entry in result["states"].items():
+        if entry["verdict"]:
+            print(f"  {slug}: {entry['verdict']}")
+            status = 1
+            continue
+        check = entry["check"]
+        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated "
+              f"{entry['simulated_highest_qps']:.1f} q/s, simulated/measured {entry['ratio']:.3f}; at "
+              f"{check['offered_qps']:.1f} q/s (70%) p99 measured {check['measured_p99_ms']:.2f} ms, simulated "
+              f"{check['simulated_p99_ms']:.2f} ms")  # fmt: skip
+        for plan in entry.get("capacity", [])[:1]:
+            print(f"    {result['qps']:g} q/s: {plan['replicas']} replica(s), {plan['cores']} core(s) with max batch "
+                  f"{plan['max_batch']}, max delay {plan['max_delay_ms']:g} ms")  # fmt: skip
+    if args.json:
+        print(f"wrote {args.json}", file=sys.stderr)
+    return status
+
+
+def _positive_float(text: str) -> float:
+    """A float parsed for the one-line checks in :mod:`.serving` (NaN and <= 0 named there)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_serve(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any) -> None:
+    """Add ``serve`` to the ``inference-scale`` subparsers."""
+    p = add_parser(
+        sub, "serve", help="highest query rate under a p99 budget per state: load test and simulation",
+        description="Poisson arrivals, a dynamic batcher and one worker, per state: the highest rate whose p99 "
+        "meets --p99-ms (MLPerf LoadGen's Server-scenario search), the simulator's prediction from the service "
+        "times per batch size, and with --qps the replicas and batching policy needing the fewest cores.",
+        epilog=SERVE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("model", metavar="MODEL", help="a registry name or module:factory")
+    p.add_argument("--states", required=True, metavar="SLUG[,SLUG]", help="states to serve, e.g. fp32,int8-static")
+    p.add_argument("--p99-ms", type=_positive_float, required=True, metavar="X", help="p99 latency budget in ms")
+    p.add_argument("--max-batch", type=int, default=8, metavar="B", help="largest batch the batcher forms (default 8)")
+    p.add_argument("--max-delay-ms", type=_positive_float, default=2.0, metavar="D",
+                   help="longest a request waits for a batch to fill (default 2)")  # fmt: skip
+    p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")
+    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per replica (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")
+    p.add_argument("--min-seconds", type=_positive_float, default=1.0, metavar="S",
+                   help="shortest probe in seconds (default 1; every probe also runs >= 662 queries)")  # fmt: skip
+    p.add_argument("--json", metavar="OUT", help="write the serve record here (service times in OUT.bench.json)")
+    p.add_argument("--plot", metavar="DIR", help="draw p50/p99 against offered load into DIR/serve_MODEL.png")
+    p.set_defaults(func=_cmd_serve)

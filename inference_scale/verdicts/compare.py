@@ -1,0 +1,361 @@
+"""Compare two saved benchmark runs and give each benchmark one of four verdicts.
+
+Benchmarks are paired by :attr:`runs.Bench.key` (``fullname``, else ``group::name``). With raw
+rounds on both sides (``--benchmark-save-data``) a pair is judged by two gates:
+
+* significance: a two-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``) whose p-values
+  are adjusted over the whole run by Benjamini-Hochberg (``scipy.stats.false_discovery_control``),
+  so 100 identical benchmarks do not produce one false alarm per run;
+* size: the ratio of medians new/base above ``1 + threshold`` (slower) or below
+  ``1 / (1 + threshold)`` (faster), so swapping the runs swaps the verdicts exactly.
+
+Both gates passed: ``slower``/``faster``. Not significant: ``no change``. ``undecided`` when the
+test cannot answer: too few rounds for any p-value to reach ``alpha`` (with n and m rounds the
+smallest two-sided p is 2 / C(n + m, n): 5 against 5 gives 0.0079), or a significant change
+inside the threshold (real but small, or drift between the runs; rounds within one run cannot
+tell the two apart, see :mod:`inference_scale.verdicts.ab`). Without raw rounds only the threshold on
+medians is left, and a warning says so (pytest-benchmark's ``--benchmark-compare-fail`` is that
+bare threshold). A bootstrap 95% interval of the median ratio is printed beside each verdict.
+
+Metrics from this project's record are gated by direction: ``bytes`` or ``macs`` up, or
+``accuracy`` down by more than ``accuracy_drop`` (a fraction: 0.005 is half a point). An
+accuracy the base measured and the new run lacks (or holds as a non-finite number) makes the
+pair ``undecided``: a gate that cannot be checked is never passed.
+
+The runs' reference workloads (:mod:`inference_scale.measure.reference`) show whether the machine itself
+changed speed; ``normalize`` divides that change out of the new run's timings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+import numpy as np
+from scipy import stats
+
+from inference_scale.measure.reference import reference_speed
+from inference_scale.verdicts.runs import BadRunError, Bench, Run
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_THRESHOLD",
+    "VERDICTS",
+    "Change",
+    "Comparison",
+    "NothingPairedError",
+    "compare_runs",
+    "compare_samples",
+    "format_comparison",
+    "gate_exit_code",
+    "min_p_value",
+]
+
+VERDICTS = ("slower", "faster", "no change", "undecided")
+DEFAULT_ALPHA = 0.01  # the significance level of every verdict (compare, history, the HTML report)
+DEFAULT_THRESHOLD = 0.10  # the relative change that matters
+
+
+class NothingPairedError(BadRunError):
+    """No benchmark of the base run has a namesake in the new run."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """The timing verdict for one benchmark pair, and any metric regressions."""
+
+    name: str
+    verdict: str
+    ratio: float
+    p_value: float | None  # raw, before the false-discovery adjustment
+    q_value: float | None  # Benjamini-Hochberg adjusted; compared with alpha
+    ci_low: float | None
+    ci_high: float | None
+    reason: str = ""
+    metric_regressions: tuple[str, ...] = ()
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict == "slower" or bool(self.metric_regressions)
+
+
+@dataclass
+class Comparison:
+    changes: list[Change] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.regressed for c in self.changes)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.changes)
+
+    def exit_code(self, *, strict: bool = False, allow_missing: bool = False) -> int:
+        return gate_exit_code(
+            self.regressed, self.missing, self.count("undecided"), strict=strict, allow_missing=allow_missing
+        )
+
+
+def gate_exit_code(
+    regressed: bool, missing: Sequence[str], undecided: int, *, strict: bool, allow_missing: bool
+) -> int:
+    """The gate's exit status, shared by ``compare`` and ``ab``: 1 when something regressed, a
+    base benchmark went missing (unless allowed) or, with ``strict``, a verdict is undecided."""
+    failed = regressed or (bool(missing) and not allow_missing) or (strict and undecided > 0)
+    return 1 if failed else 0
+
+
+def _check_gates(alpha: float, threshold: float) -> None:
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+
+
+def min_p_value(n: int, m: int) -> float:
+    """The smallest two-sided p an exact Mann-Whitney U test can give for n and m rounds:
+    complete separation, one of C(n + m, n) orderings, counted at both tails."""
+    # log C(n + m, n) through lgamma: the binomial itself overflows a float from about 500 + 500 rounds
+    log_comb = math.lgamma(n + m + 1) - math.lgamma(n + 1) - math.lgamma(m + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
+
+
+def _by_threshold(ratio: float, threshold: float) -> str | None:
+    if ratio > 1 + threshold:
+        return "slower"
+    if ratio < 1 / (1 + threshold):
+        return "faster"
+    return None
+
+
+def compare_samples(
+    base: Sequence[float],
+    new: Sequence[float],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[str, float, float | None, float | None, float | None]:
+    """(verdict, new/base median ratio, p-value, CI low, CI high) for two raw samples judged
+    alone (no adjustment for other benchmarks)."""
+    _check_gates(alpha, threshold)
+    ratio, p, lo, hi = _test(base, new, n_resamples=n_resamples, seed=seed)
+    verdict, _ = _verdict(ratio, p, p, len(base), len(new), alpha=alpha, threshold=threshold)
+    return verdict, ratio, p, lo, hi
+
+
+def _test(
+    base: Sequence[float], new: Sequence[float], *, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float | None, float | None, float | None]:
+    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    if len(b) == 0 or len(n) == 0 or not np.isfinite(b).all() or not np.isfinite(n).all() or (b < 0).any():
+        raise ValueError("timing samples must be non-empty, finite and non-negative")
+    if (n < 0).any() or np.median(b) <= 0:
+        raise ValueError("timing samples must be non-negative with a positive median")
+    ratio = float(np.median(n) / np.median(b))
+    if len(b) < 2 or len(n) < 2:
+        return ratio, None, None, None
+    p = float(stats.mannwhitneyu(b, n, alternative="two-sided").pvalue)
+    lo = hi = None
+    if len(b) >= 3 and len(n) >= 3 and (np.ptp(b) > 0 or np.ptp(n) > 0):
+        res = stats.bootstrap(
+            (b, n),
+            lambda x, y, axis: np.median(y, axis=axis) / np.median(x, axis=axis),
+            n_resamples=n_resamples,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )  # fmt: skip
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return ratio, p, lo, hi
+
+
+def _verdict(
+    ratio: float, p: float | None, q: float | None, n: int, m: int, *, alpha: float, threshold: float
+) -> tuple[str, str]:
+    """(verdict, reason) from the two gates; see the module docstring."""
+    beyond = _by_threshold(ratio, threshold)
+    if p is None or q is None or min_p_value(n, m) >= alpha:
+        return "undecided", f"{n} and {m} rounds: the smallest possible p is {min_p_value(n, m):.2g} >= alpha"
+    if q >= alpha:
+        if beyond is not None:  # a large ratio the samples cannot confirm: say so, not "no change"
+            return "undecided", f"{beyond} by {ratio:.3f}, but not significant (q {q:.2g})"
+        return "no change", ""
+    if beyond is None:
+        return "undecided", f"significant, but within the {threshold:.0%} threshold"
+    return beyond, ""
+
+
+def _metric_regressions(
+    base: dict[str, Any] | None, new: dict[str, Any] | None, accuracy_drop: float
+) -> tuple[str, ...]:
+    if base is None or new is None:
+        return ()
+    found = []
+    for key in ("bytes", "macs"):
+        if new[key] > base[key]:
+            found.append(f"{key} {base[key]:,} -> {new[key]:,}")
+    acc_b, acc_n = base.get("accuracy"), new.get("accuracy")
+    if _known(acc_b) and _known(acc_n) and acc_b - acc_n > accuracy_drop:
+        found.append(f"accuracy {acc_b:.2%} -> {acc_n:.2%}")
+    return tuple(found)
+
+
+def _known(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unknown_metrics(base: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[str, ...]:
+    """Metrics the base run measured that the new run has not (missing, or not a finite number):
+    the gate cannot tell whether they regressed, so the pair is undecided, never passed."""
+    if base is None:
+        return ()
+    return tuple(
+        f"{key} {base[key]!r} -> {'missing' if new is None or key not in new else repr(new[key])}"
+        for key in ("accuracy",)
+        if _known(base.get(key)) and not _known(None if new is None else new.get(key))
+    )
+
+
+_MACHINE_KEYS = (("cpu", "brand_raw"), ("inference_scale", "cpu_name"), ("inference_scale", "torch"),
+                 ("inference_scale", "threads"), ("inference_scale", "device"))  # fmt: skip
+
+
+def _machine_warnings(base: Run, new: Run) -> list[str]:
+    out = [*base.warnings, *new.warnings]
+    if not base.machine_info or not new.machine_info:
+        return out
+    for section, key in _MACHINE_KEYS:
+        sb, sn = base.machine_info.get(section), new.machine_info.get(section)
+        a = sb.get(key) if isinstance(sb, dict) else None
+        b = sn.get(key) if isinstance(sn, dict) else None
+        if a != b:
+            out.append(f"machine_info {section}.{key} differs: {a!r} vs {b!r}; timings may not be comparable")
+    return out
+
+
+def _drift(base: Run, new: Run, threshold: float) -> tuple[float | None, list[str]]:
+    """The new/base speed factor of the machine (None where a run has no reference) and the
+    lines that describe it."""
+    rb, rn = reference_speed(base.machine_info), reference_speed(new.machine_info)
+    lines = []
+    for label, ref in (("base", rb), ("new", rn)):
+        if ref is not None and ref.within is not None:
+            lines.append(f"reference within the {label} run (end/start): {ref.within:.3f}")
+    if rb is None or rn is None:
+        if rb is not None or rn is not None:
+            lines.append("only one run has a reference workload: machine drift between them is unknown")
+        return None, lines
+    factor = rn.speed / rb.speed
+    lines.append(f"reference between runs (new/base speed): {factor:.3f}")
+    moved = [abs(math.log(x)) > math.log1p(threshold) for x in (factor, rb.within or 1.0, rn.within or 1.0)]
+    if any(moved):
+        lines.append(
+            f"the machine drifted by more than the {threshold:.0%} threshold: timings moved for reasons outside "
+            "the code (--normalize divides the between-run factor out; `inference-scale ab` interleaves instead)"
+        )
+    return factor, lines
+
+
+def compare_runs(
+    base: Run,
+    new: Run,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    threshold: float = DEFAULT_THRESHOLD,
+    accuracy_drop: float = 0.005,
+    normalize: bool = False,
+) -> Comparison:
+    """Pair two runs' benchmarks and judge each pair (see the module docstring)."""
+    _check_gates(alpha, threshold)
+    if not (isinstance(accuracy_drop, (int, float)) and math.isfinite(accuracy_drop) and accuracy_drop >= 0):
+        raise ValueError(f"accuracy_drop must be a finite number >= 0, got {accuracy_drop!r}")
+    b_by = {x.key: x for x in base.benchmarks}
+    n_by = {x.key: x for x in new.benchmarks}
+    paired = sorted(set(b_by) & set(n_by))
+    if not paired:
+        raise NothingPairedError(
+            f"nothing to compare: none of the {len(b_by)} benchmark(s) of {base.path} is in {new.path} "
+            f"({len(n_by)} benchmark(s)); are these runs of the same suite?"
+        )
+    result = Comparison(
+        added=sorted(n_by[k].name for k in set(n_by) - set(b_by)),
+        missing=sorted(b_by[k].name for k in set(b_by) - set(n_by)),
+        warnings=_machine_warnings(base, new),
+    )  # fmt: skip
+    factor, result.drift = _drift(base, new, threshold)
+    # A machine that runs the reference at 0.9x speed makes every timing 1/0.9 longer.
+    scale = factor if normalize and factor is not None else 1.0
+    if normalize and factor is None:
+        result.warnings.append("--normalize: a run has no reference workload, so nothing was divided out")
+    tested: list[tuple[str, Bench, Bench, float, float | None, float | None, float | None]] = []
+    no_raw = []
+    for key in paired:
+        bb, nb = b_by[key], n_by[key]
+        if bb.rounds is not None and nb.rounds is not None:
+            ratio, p, lo, hi = _test(bb.rounds, [r * scale for r in nb.rounds])
+        else:
+            no_raw.append(bb.name)
+            ratio, p, lo, hi = nb.median * scale / bb.median, None, None, None
+        tested.append((key, bb, nb, ratio, p, lo, hi))
+    ps = [t[4] for t in tested if t[4] is not None]
+    qs = iter(stats.false_discovery_control(ps, method="bh") if ps else [])
+    for _key, bb, nb, ratio, p, lo, hi in tested:
+        q = None if p is None else float(next(qs))
+        if bb.rounds is None or nb.rounds is None:
+            verdict, reason = _by_threshold(ratio, threshold) or "no change", "medians only (no raw rounds)"
+        else:
+            verdict, reason = _verdict(ratio, p, q, len(bb.rounds), len(nb.rounds), alpha=alpha, threshold=threshold)
+        metrics = _metric_regressions(bb.record, nb.record, accuracy_drop)
+        unknown = _unknown_metrics(bb.record, nb.record)
+        if unknown and verdict != "slower":  # slower already fails; otherwise the metric gate is open
+            verdict = "undecided"
+            reason = "; ".join(filter(None, [reason, f"metric not measured in the new run: {', '.join(unknown)}"]))
+        result.changes.append(Change(bb.name, verdict, ratio, p, q, lo, hi, reason, metrics))
+    if no_raw:
+        result.warnings.append(
+            f"{len(no_raw)} benchmark(s) have no raw rounds (run with --benchmark-save-data): "
+            "judged by the threshold on medians alone, which cannot tell noise from change"
+        )
+    return result
+
+
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def format_comparison(cmp: Comparison, *, fmt: str = "table", show_all: bool = True) -> str:
+    """A plain-text table (``table``) or Markdown (``md``) of the comparison; ``show_all``
+    False leaves out the rows whose verdict is ``no change``."""
+    if fmt not in ("table", "md"):
+        raise ValueError(f"format must be table or md, got {fmt!r}")
+    head = ("benchmark", "verdict", "new/base", "95% CI", "q (BH)", "metrics", "note")
+    rows = [
+        (c.name, c.verdict, _num(c.ratio, ".3f"), f"{_num(c.ci_low, '.3f')}..{_num(c.ci_high, '.3f')}",
+         _num(c.q_value, ".2g"), "; ".join(c.metric_regressions) or "-", c.reason or "-")
+        for c in cmp.changes
+        if show_all or c.verdict != "no change" or c.metric_regressions
+    ]  # fmt: skip
+    lines = []
+    if fmt == "md":
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"added: {name}" for name in cmp.added]
+    lines += [f"missing: {name}" for name in cmp.missing]
+    lines += [f"drift: {line}" for line in cmp.drift]
+    lines += [f"warning: {w}" for w in cmp.warnings]
+    counts = ", ".join(f"{cmp.count(v)} {v}" for v in VERDICTS)
+    metric = sum(bool(c.metric_regressions) for c in cmp.changes)
+    lines.append(f"{counts}, {metric} metric regressions, {len(cmp.missing)} missing, {len(cmp.changes)} compared")
+    return "\n".join(lines)
