@@ -1,4 +1,4 @@
-"""The one default of each benchmark option, in a module that imports nothing, so the plan
+"""The one default of each option (benchmark, gate and storage), in a module that imports nothing, so the plan
 (:mod:`.plan`), the runner's options (:mod:`.suite`) and every adapter read them without an
 import cycle."""
 
@@ -16,4 +16,9 @@ DEFAULTS: dict[str, Any] = {
     "reference_seconds": 0.5,
     "compile": True,
     "all_int8": False,
+    # the gates of compare, ab, history and the HTML report
+    "alpha": 0.01,  # significance level of every verdict
+    "threshold": 0.10,  # the relative change that matters
+    "accuracy_drop_points": 0.5,  # accuracy points a new run may lose before the gate fails
+    "storage": ".benchmarks",  # pytest-benchmark's storage folder
 }

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 __all__ = [
     "InferenceScaleError",
     "InvalidOptionError",
+    "InvalidTypeError",
+    "InvalidValueError",
     "MacCountError",
+    "MissingFileError",
     "OutputPathError",
     "UnknownModelError",
     "UnknownWeightsError",
@@ -41,6 +44,18 @@ def did_you_mean(name: str, choices: Iterable[str]) -> tuple[str, list[str]]:
 
 class InferenceScaleError(Exception):
     """Base of every error this package raises for bad input; always mixed with a builtin."""
+
+
+class InvalidValueError(InferenceScaleError, ValueError):
+    """A value outside its valid range or set; the message names both."""
+
+
+class InvalidTypeError(InferenceScaleError, TypeError):
+    """A value of the wrong type; the message names the type expected."""
+
+
+class MissingFileError(InferenceScaleError, FileNotFoundError):
+    """A file or folder the user named does not exist."""
 
 
 class InvalidOptionError(InferenceScaleError, ValueError):

@@ -29,6 +29,7 @@ from ptflops.aten_engine import FlopCounterMode
 from torch import nn
 
 from inference_scale.errors import MacCountError
+from inference_scale.units import flops_from_macs
 
 __all__ = [
     "ParamCount",
@@ -37,7 +38,6 @@ __all__ = [
     "count_macs",
     "count_macs_on",
     "count_params",
-    "flops_from_macs",
     "gzip_bytes",
     "sdpa_macs",
     "serialized_bytes",
@@ -176,11 +176,6 @@ def check_shape(input_shape: object) -> tuple[int, ...]:
     if not dims or any(d <= 0 for d in dims):
         raise ValueError(f"input_shape must be positive sizes without the batch, got {tuple(dims)}")
     return tuple(dims)
-
-
-def flops_from_macs(macs: int) -> int:
-    """FLOPs = 2 x MACs (one multiply and one add per multiply-accumulate)."""
-    return 2 * int(macs)
 
 
 def _serialize(model_or_state: nn.Module | dict[str, Any]) -> bytes:

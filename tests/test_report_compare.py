@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inference_scale.cli.main import main
-from inference_scale.verdicts.compare import VERDICTS, compare_runs, compare_samples, min_p_value
+from inference_scale.verdicts.compare import compare_runs, compare_samples, min_p_value
+from inference_scale.verdicts.rule import VERDICTS
 from inference_scale.verdicts.runs import parse_run
 
 SPIN_TESTS = """

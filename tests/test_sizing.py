@@ -14,13 +14,13 @@ from inference_scale.errors import MacCountError
 from inference_scale.sizing import (
     count_macs,
     count_params,
-    flops_from_macs,
     gzip_bytes,
     sdpa_macs,
     serialized_bytes,
     size_report,
 )
 from inference_scale.subjects.models import get_model
+from inference_scale.units import flops_from_macs
 
 
 def test_count_params_total_trainable_nonzero() -> None:

@@ -92,8 +92,8 @@ def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], n
     """Add ``history`` and ``bisect`` to the ``inference-scale`` subparsers; ``number(kind,
     low=..., ...)`` builds a bounded argparse type (cli's ``_number``)."""
     from inference_scale.verdicts.ab import ABConfig
-    from inference_scale.verdicts.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
     from inference_scale.verdicts.history import STATS
+    from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     alpha = number(float, low=0, high=1, low_open=True, high_open=True)
     threshold = number(float, low=0, low_open=True)

@@ -198,8 +198,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     import torch
     import torchvision
 
-    from inference_scale.measure.reference import KEY, measure_reference
+    from inference_scale.measure.reference import measure_reference
     from inference_scale.runtime import cpu_name
+    from inference_scale.verdicts.drift import KEY
 
     options = _options(config)
     device = options.device

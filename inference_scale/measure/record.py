@@ -40,6 +40,7 @@ class BenchmarkRecord:
     weights: str = "random"
     runtime: str = "torch"  # what executes the model: torch, onnxruntime, openvino
     runtime_version: str = ""
+    state_family: str = ""  # the state's family (precision, quantize, ...): reports group by it
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,8 @@ throughput on one thread, recorded in a run's ``machine_info`` at its start and 
 
 Between two runs of the same commit a shared machine can drift by 10-40% (other tenants, clock
 and thermal state). The reference does not change with the code under test, so when it moved,
-the machine did; ``compare`` says so and can divide it out (``--normalize``). Each workload
+the machine did; ``compare`` says so and can divide it out (``--normalize``); the reading is
+:mod:`inference_scale.verdicts.drift`, which loads no torch. Each workload
 runs for about ``seconds`` in chunks of a few milliseconds and reports the median chunk's rate,
 so one descheduled chunk does not move it.
 """
@@ -13,18 +14,17 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from inference_scale.errors import InvalidValueError
 from inference_scale.runtime import threads
-from inference_scale.sizing import flops_from_macs
+from inference_scale.units import flops_from_macs
 
-__all__ = ["ReferenceSpeed", "measure_reference", "reference_speed"]
+__all__ = ["measure_reference"]
 
-KEY = "reference"  # under machine_info["inference_scale"]
 _GEMM_N = 512  # 512^3 MACs: a few ms on one core
 _CONV = (1, 64, 56, 56, 64, 3)  # N, C_in, H, W, C_out, k: a ResNet stage-1 convolution
 
@@ -44,7 +44,7 @@ def _rate(fn: Any, macs: int, seconds: float) -> float:
 def measure_reference(*, seconds: float = 0.5) -> dict[str, float]:
     """GEMM and conv GFLOP/s on one thread, each measured for about ``seconds``."""
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+        raise InvalidValueError(f"seconds must be a positive number, got {seconds!r}")
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(_GEMM_N, _GEMM_N, generator=gen)
     b = torch.randn(_GEMM_N, _GEMM_N, generator=gen)
@@ -56,37 +56,3 @@ def measure_reference(*, seconds: float = 0.5) -> dict[str, float]:
         gemm = _rate(lambda: torch.mm(a, b), _GEMM_N**3, seconds)
         conv = _rate(lambda: F.conv2d(x, weight, padding=r // 2), conv_macs, seconds)
     return {"gemm_gflops": gemm, "conv_gflops": conv}
-
-
-@dataclass(frozen=True)
-class ReferenceSpeed:
-    """A run's reference: ``speed`` is the geometric mean of its GEMM and conv GFLOP/s over
-    the start and end measurements; ``within`` is end/start speed (None with only one)."""
-
-    speed: float
-    within: float | None
-
-
-def _speed(sample: Any) -> float | None:
-    if not isinstance(sample, dict):
-        return None
-    values = [sample.get("gemm_gflops"), sample.get("conv_gflops")]
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
-        return None
-    return math.sqrt(float(values[0]) * float(values[1]))  # type: ignore[arg-type]
-
-
-def reference_speed(machine_info: dict[str, Any]) -> ReferenceSpeed | None:
-    """The reference recorded in ``machine_info``, or None when the run has none."""
-    section = machine_info.get("inference_scale") if isinstance(machine_info, dict) else None
-    ref = section.get(KEY) if isinstance(section, dict) else None
-    if not isinstance(ref, dict):
-        return None
-    start, end = _speed(ref.get("start")), _speed(ref.get("end"))
-    speeds = [s for s in (start, end) if s is not None]
-    if not speeds:
-        return None
-    return ReferenceSpeed(
-        speed=math.exp(statistics.fmean(math.log(s) for s in speeds)),
-        within=None if start is None or end is None else end / start,
-    )

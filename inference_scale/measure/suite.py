@@ -26,14 +26,14 @@ from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.record import BenchmarkRecord
 from inference_scale.sizing import count_macs_on
+from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, State, get_state
 from inference_scale.subjects.inputs import Batch, batch_len, chunks, concat, input_spec, take
 from inference_scale.subjects.subject import Subject
-from inference_scale.verdicts.ab import BLOCK_TIME_ENV
-from inference_scale.verdicts.ab import PLUGIN as AB_PLUGIN
+from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV
+from inference_scale.verdicts.ab_sync import PLUGIN as AB_PLUGIN
 
 __all__ = [
-    "BASELINE",
     "DEFAULT_BATCHES",
     "DEFAULT_STATES",
     "Case",
@@ -53,7 +53,6 @@ __all__ = [
     "warm_up",
 ]
 
-BASELINE = "fp32"  # every speedup is against this state, timed in the same run, right before
 DEFAULT_STATES: tuple[str, ...] = ("fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "prune-channels-50")
 DEFAULT_BATCHES: tuple[int, ...] = (1, 8)
 CALIBRATION_IMAGES = 256  # from real data: the static ranges settle well before this
@@ -391,7 +390,8 @@ def time_prepared(
         device=opts.device, threads=opts.threads, dtype=prepared.dtype, params=prepared.params,
         nonzero_params=prepared.nonzero_params, macs=prepared.macs, bytes=prepared.bytes,
         input_shape=list(subject.input_shape), weights=subject.weights, runtime=prepared.runtime,
-        runtime_version=prepared.runtime_version, extras={**prepared.extras, **inputs, **(extras or {})},
+        runtime_version=prepared.runtime_version, state_family=get_state(prepared.slug).family,
+        extras={**prepared.extras, **inputs, **(extras or {})},
     )  # fmt: skip
     return measure(benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events)
 

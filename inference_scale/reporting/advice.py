@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from inference_scale.errors import InferenceScaleError
 from inference_scale.reporting.report import Row
+from inference_scale.slugs import BASELINE
 
 __all__ = [
     "DEFAULT_MAX_DROP",
@@ -123,7 +124,7 @@ class Advice:
 
 def _candidates(rows: Sequence[Row], batch: int, model: str) -> list[Candidate]:
     mine = [r for r in rows if r.model == model and r.batch == batch and r.bytes is not None]
-    base = next((r for r in mine if r.state == "fp32"), None)
+    base = next((r for r in mine if r.state == BASELINE), None)
     out = []
     for r in mine:
         quality, kind = r.score

@@ -22,6 +22,7 @@ from typing import Any
 from inference_scale.atomic import write_bytes_atomic
 from inference_scale.reporting.advice import non_dominated
 from inference_scale.reporting.report import Row
+from inference_scale.slugs import BASELINE
 from inference_scale.verdicts.runs import BadRunError
 
 __all__ = ["plot_advice", "plot_rows"]
@@ -99,7 +100,7 @@ def _scatter(
 
 
 def _speedups(rows: Sequence[Row], path: Path) -> Path:
-    models = {m: [r for r in rs if r.speedup is not None and r.state != "fp32"] for m, rs in _by_model(rows).items()}
+    models = {m: [r for r in rs if r.speedup is not None and r.state != BASELINE] for m, rs in _by_model(rows).items()}
     models = {m: rs for m, rs in models.items() if rs}
     if not models:
         models = {"(no speedups)": []}

@@ -5,12 +5,12 @@ or CSV), with the fastest state of each model and batch marked across runtimes (
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from inference_scale.reporting.table import render
-from inference_scale.sizing import flops_from_macs
-from inference_scale.states import state_sort_key
+from inference_scale.slugs import BASELINE, FAMILIES
+from inference_scale.units import flops_from_macs
+from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.runs import BadRunError, Bench, Run
 
 __all__ = ["Row", "fastest_lines", "format_rows", "human", "rows_from_run"]
@@ -38,6 +38,7 @@ class Row:
     cosine: float | None = None  # logit cosine against fp32
     top1: float | None = None  # top-1 agreement with fp32
     neighbours: float | None = None  # nearest-neighbour agreement with fp32 (embedding models)
+    state_family: str | None = None  # the state's family; None: not recorded (runs before it was)
     fastest: bool = False  # the fastest state of its model, batch and device in this run
 
     @property
@@ -45,7 +46,7 @@ class Row:
         """Accuracy where the run measured it, else agreement with fp32 (logit cosine)."""
         if self.accuracy is not None:
             return f"acc {_pct(self.accuracy)}"
-        return "-" if self.cosine is None else f"cos {_num(self.cosine, '.5f')}"
+        return "-" if self.cosine is None else f"cos {num(self.cosine, '.5f')}"
 
     @property
     def score(self) -> tuple[float | None, str]:
@@ -53,7 +54,7 @@ class Row:
         else top-1 agreement with fp32 (1.0 for fp32 itself), else (None, "none")."""
         if self.accuracy is not None:
             return self.accuracy, "accuracy"
-        if self.state == "fp32":
+        if self.state == BASELINE:
             return 1.0, "agreement"
         agreement = self.top1 if self.top1 is not None else self.neighbours
         return (agreement, "agreement") if agreement is not None else (None, "none")
@@ -64,7 +65,7 @@ class Row:
 
     @property
     def gflops(self) -> float | None:
-        """Achieved GFLOP/s: FLOPs (2 x MACs, :func:`sizing.flops_from_macs`) x batch / median."""
+        """Achieved GFLOP/s: FLOPs (2 x MACs, :func:`units.flops_from_macs`) x batch / median."""
         if self.macs is None or self.batch is None:
             return None
         return flops_from_macs(self.macs) * self.batch / self.median_s / 1e9
@@ -88,7 +89,7 @@ def rows_from_run(run: Run) -> list[Row]:
     baselines: dict[tuple[str, ...], float] = {}
     for bench in run.benchmarks:
         info = bench.record
-        if info is not None and info["state"] == "fp32":
+        if info is not None and info["state"] == BASELINE:
             key = (info["model"], str(info["batch_size"]), info["device"])
             baselines[(bench.func, *key)] = bench.median
             baselines.setdefault(key, bench.median)
@@ -113,9 +114,19 @@ def rows_from_run(run: Run) -> list[Row]:
                 cosine=float(cosine) if isinstance(cosine, (int, float)) else None,
                 top1=float(top1) if isinstance(top1, (int, float)) else None,
                 neighbours=float(neighbours) if isinstance(neighbours, (int, float)) else None,
+                state_family=info.get("state_family") or None,
             )
         )  # fmt: skip
-    return _mark_fastest(sorted(rows, key=lambda r: (r.model, r.batch or 0, state_sort_key(r.state), r.name)))
+    order = {id(row): i for i, row in enumerate(rows)}
+    return _mark_fastest(sorted(rows, key=lambda r: (r.model, r.batch or 0, _display_rank(r), order[id(r)])))
+
+
+def _display_rank(row: Row) -> int:
+    """The baseline first, then the families in registry order; within one, the run's order
+    (a grid runs its states in registry order). A run that recorded no family keeps its order."""
+    if row.state == BASELINE:
+        return -1
+    return FAMILIES.index(row.state_family) if row.state_family in FAMILIES else len(FAMILIES)
 
 
 def _mark_fastest(rows: list[Row]) -> list[Row]:
@@ -161,24 +172,19 @@ _COLUMNS = (
 )
 
 
-def _num(value: float | None, spec: str) -> str:
-    """``value`` formatted, or ``-`` where it is missing or not finite (never ``nan%``)."""
-    return "-" if value is None or not math.isfinite(value) else format(value, spec)
-
-
 def _pct(value: float | None) -> str:
-    return _num(value, ".2%")
+    return num(value, ".2%")
 
 
 def _cells(row: Row) -> list[str]:
     return [
-        row.model, f"{row.state} *" if row.fastest else row.state, row.runtime or "-", _num(row.batch, "d"),
+        row.model, f"{row.state} *" if row.fastest else row.state, row.runtime or "-", num(row.batch, "d"),
         f"{row.median_s * 1e3:.3f}",
-        _num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), _num(row.images_per_s, ".1f"),
-        "-" if row.speedup is None else f"{row.speedup:.2f}x", _num(row.params, ","), human(row.macs),
-        _num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
-        _pct(row.accuracy), _num(row.cosine, ".5f"),
-        _num(row.top1 if row.top1 is not None else row.neighbours, ".1%"), _num(row.gflops, ".1f"),
+        num(None if row.iqr_s is None else row.iqr_s * 1e3, ".3f"), num(row.images_per_s, ".1f"),
+        "-" if row.speedup is None else f"{row.speedup:.2f}x", num(row.params, ","), human(row.macs),
+        num(None if row.bytes is None else row.bytes / 1e6, ".2f"),
+        _pct(row.accuracy), num(row.cosine, ".5f"),
+        num(row.top1 if row.top1 is not None else row.neighbours, ".1%"), num(row.gflops, ".1f"),
     ]  # fmt: skip
 
 

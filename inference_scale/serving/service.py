@@ -26,7 +26,6 @@ import torch
 
 from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.suite import (
-    BASELINE,
     Options,
     Session,
     _calibration,
@@ -35,6 +34,7 @@ from inference_scale.measure.suite import (
     quality,
     skip_reason,
 )
+from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
 __all__ = ["Served", "ServiceTimingError", "check_state", "current_plan", "prepare", "time_service"]

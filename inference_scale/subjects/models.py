@@ -78,8 +78,8 @@ class ModelInfo:
 
     @property
     def flops(self) -> int:
-        """FLOPs per sample (:func:`sizing.flops_from_macs`)."""
-        from inference_scale.sizing import flops_from_macs
+        """FLOPs per sample (:func:`units.flops_from_macs`)."""
+        from inference_scale.units import flops_from_macs
 
         return flops_from_macs(self.macs)
 

@@ -51,17 +51,17 @@ from scipy import stats
 
 from inference_scale.errors import InferenceScaleError
 from inference_scale.verdicts import ab_sync
-from inference_scale.verdicts.compare import VERDICTS, _by_threshold, gate_exit_code
+from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV, PLUGIN
+from inference_scale.verdicts.numbers import num
+from inference_scale.verdicts.rule import VERDICTS, gate_exit_code, judge
 from inference_scale.verdicts.runs import BadRunError, load_run
 
-__all__ = ["BLOCK_TIME_ENV", "PLUGIN", "ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
+__all__ = ["ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
 
 CV_FACTOR = 3.0  # the threshold an A/A CV supports: about 3 standard deviations of block noise
 MIN_BLOCKS_FOR_TEST = 3  # a t-test on fewer paired blocks has under 2 degrees of freedom
 # Reference workloads measure the machine, not the code: an interleaved A/B needs none.
 _ENV = {"INFERENCE_SCALE_REFERENCE_SECONDS": "0"}
-BLOCK_TIME_ENV = "INFERENCE_SCALE_AB_BLOCK_TIME"  # seconds of rounds a side, for round-level harnesses
-PLUGIN = "_inference_scale_ab_sync"  # ab_sync.py, copied beside the sides' code under this name
 
 
 class ABError(InferenceScaleError, ValueError):
@@ -348,15 +348,7 @@ def _judge(blocks_a: list[dict[str, float]], blocks_b: list[dict[str, float]], c
             result.rows.append(row)
             continue
         q = float(next(qs))
-        beyond = _by_threshold(row.ratio, cfg.threshold)
-        if q >= cfg.alpha and beyond is not None:  # large but unconfirmed: more blocks would tell
-            verdict, reason = "undecided", f"{beyond} by {row.ratio:.3f}, not significant: try --max-runs"
-        elif q >= cfg.alpha:
-            verdict, reason = "no change", ""
-        elif beyond is None:
-            verdict, reason = "undecided", f"significant, but within the {cfg.threshold:.0%} threshold"
-        else:
-            verdict, reason = beyond, ""
+        verdict, reason = judge(row.ratio, q, alpha=cfg.alpha, threshold=cfg.threshold, unconfirmed=": try --max-runs")
         result.rows.append(
             ABRow(row.name, verdict, row.ratio, row.ci_low, row.ci_high, p, q, row.blocks, row.cv, reason)
         )
@@ -446,16 +438,12 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             shutil.rmtree(worktree, ignore_errors=True)
 
 
-def _num(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def format_ab(result: ABResult) -> str:
     """The verdict table; for an A/A, the CV and the threshold it supports."""
     head = ["benchmark", "verdict", "B/A", "95% CI", "q (BH)", "blocks", "CV", "3xCV", "note"]
     rows = [
-        [r.name, r.verdict, f"{r.ratio:.3f}", f"{_num(r.ci_low, '.3f')}..{_num(r.ci_high, '.3f')}",
-         _num(r.q_value, ".2g"), str(r.blocks), f"{r.cv:.2%}", f"{r.supported_threshold:.1%}", r.reason or "-"]
+        [r.name, r.verdict, f"{r.ratio:.3f}", f"{num(r.ci_low, '.3f')}..{num(r.ci_high, '.3f')}",
+         num(r.q_value, ".2g"), str(r.blocks), f"{r.cv:.2%}", f"{r.supported_threshold:.1%}", r.reason or "-"]
         for r in result.rows
     ]  # fmt: skip
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]

@@ -33,6 +33,8 @@ from typing import IO, Any
 import pytest
 
 ENV = "INFERENCE_SCALE_AB_FDS"
+BLOCK_TIME_ENV = "INFERENCE_SCALE_AB_BLOCK_TIME"  # seconds of rounds a side, for round-level harnesses
+PLUGIN = "_inference_scale_ab_sync"  # this file, copied beside the sides' code under this name
 
 _pipes: tuple[IO[str], IO[str]] | None = None
 

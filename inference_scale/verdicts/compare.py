@@ -36,26 +36,31 @@ from typing import Any, TypeGuard
 import numpy as np
 from scipy import stats
 
-from inference_scale.measure.reference import reference_speed
+from inference_scale.defaults import DEFAULTS
+from inference_scale.verdicts.drift import drift
+from inference_scale.verdicts.numbers import num
+from inference_scale.verdicts.rule import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    VERDICTS,
+    by_threshold,
+    check_gates,
+    gate_exit_code,
+    judge,
+)
 from inference_scale.verdicts.runs import BadRunError, Bench, Run
 
 __all__ = [
-    "DEFAULT_ALPHA",
-    "DEFAULT_THRESHOLD",
-    "VERDICTS",
     "Change",
     "Comparison",
     "NothingPairedError",
     "compare_runs",
     "compare_samples",
     "format_comparison",
-    "gate_exit_code",
     "min_p_value",
+    "rank_test",
+    "samples_verdict",
 ]
-
-VERDICTS = ("slower", "faster", "no change", "undecided")
-DEFAULT_ALPHA = 0.01  # the significance level of every verdict (compare, history, the HTML report)
-DEFAULT_THRESHOLD = 0.10  # the relative change that matters
 
 
 class NothingPairedError(BadRunError):
@@ -102,36 +107,12 @@ class Comparison:
         )
 
 
-def gate_exit_code(
-    regressed: bool, missing: Sequence[str], undecided: int, *, strict: bool, allow_missing: bool
-) -> int:
-    """The gate's exit status, shared by ``compare`` and ``ab``: 1 when something regressed, a
-    base benchmark went missing (unless allowed) or, with ``strict``, a verdict is undecided."""
-    failed = regressed or (bool(missing) and not allow_missing) or (strict and undecided > 0)
-    return 1 if failed else 0
-
-
-def _check_gates(alpha: float, threshold: float) -> None:
-    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
-
-
 def min_p_value(n: int, m: int) -> float:
     """The smallest two-sided p an exact Mann-Whitney U test can give for n and m rounds:
     complete separation, one of C(n + m, n) orderings, counted at both tails."""
     # log C(n + m, n) through lgamma: the binomial itself overflows a float from about 500 + 500 rounds
     log_comb = math.lgamma(n + m + 1) - math.lgamma(n + 1) - math.lgamma(m + 1)
     return min(1.0, 2.0 * math.exp(-log_comb))
-
-
-def _by_threshold(ratio: float, threshold: float) -> str | None:
-    if ratio > 1 + threshold:
-        return "slower"
-    if ratio < 1 / (1 + threshold):
-        return "faster"
-    return None
 
 
 def compare_samples(
@@ -145,13 +126,13 @@ def compare_samples(
 ) -> tuple[str, float, float | None, float | None, float | None]:
     """(verdict, new/base median ratio, p-value, CI low, CI high) for two raw samples judged
     alone (no adjustment for other benchmarks)."""
-    _check_gates(alpha, threshold)
-    ratio, p, lo, hi = _test(base, new, n_resamples=n_resamples, seed=seed)
-    verdict, _ = _verdict(ratio, p, p, len(base), len(new), alpha=alpha, threshold=threshold)
+    check_gates(alpha, threshold)
+    ratio, p, lo, hi = rank_test(base, new, n_resamples=n_resamples, seed=seed)
+    verdict, _ = samples_verdict(ratio, p, p, len(base), len(new), alpha=alpha, threshold=threshold)
     return verdict, ratio, p, lo, hi
 
 
-def _test(
+def rank_test(
     base: Sequence[float], new: Sequence[float], *, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float | None, float | None, float | None]:
     b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
@@ -177,20 +158,13 @@ def _test(
     return ratio, p, lo, hi
 
 
-def _verdict(
+def samples_verdict(
     ratio: float, p: float | None, q: float | None, n: int, m: int, *, alpha: float, threshold: float
 ) -> tuple[str, str]:
-    """(verdict, reason) from the two gates; see the module docstring."""
-    beyond = _by_threshold(ratio, threshold)
+    """(verdict, reason): undecided where n and m rounds cannot reach ``alpha``, else the rule."""
     if p is None or q is None or min_p_value(n, m) >= alpha:
         return "undecided", f"{n} and {m} rounds: the smallest possible p is {min_p_value(n, m):.2g} >= alpha"
-    if q >= alpha:
-        if beyond is not None:  # a large ratio the samples cannot confirm: say so, not "no change"
-            return "undecided", f"{beyond} by {ratio:.3f}, but not significant (q {q:.2g})"
-        return "no change", ""
-    if beyond is None:
-        return "undecided", f"significant, but within the {threshold:.0%} threshold"
-    return beyond, ""
+    return judge(ratio, q, alpha=alpha, threshold=threshold)
 
 
 def _metric_regressions(
@@ -241,40 +215,17 @@ def _machine_warnings(base: Run, new: Run) -> list[str]:
     return out
 
 
-def _drift(base: Run, new: Run, threshold: float) -> tuple[float | None, list[str]]:
-    """The new/base speed factor of the machine (None where a run has no reference) and the
-    lines that describe it."""
-    rb, rn = reference_speed(base.machine_info), reference_speed(new.machine_info)
-    lines = []
-    for label, ref in (("base", rb), ("new", rn)):
-        if ref is not None and ref.within is not None:
-            lines.append(f"reference within the {label} run (end/start): {ref.within:.3f}")
-    if rb is None or rn is None:
-        if rb is not None or rn is not None:
-            lines.append("only one run has a reference workload: machine drift between them is unknown")
-        return None, lines
-    factor = rn.speed / rb.speed
-    lines.append(f"reference between runs (new/base speed): {factor:.3f}")
-    moved = [abs(math.log(x)) > math.log1p(threshold) for x in (factor, rb.within or 1.0, rn.within or 1.0)]
-    if any(moved):
-        lines.append(
-            f"the machine drifted by more than the {threshold:.0%} threshold: timings moved for reasons outside "
-            "the code (--normalize divides the between-run factor out; `inference-scale ab` interleaves instead)"
-        )
-    return factor, lines
-
-
 def compare_runs(
     base: Run,
     new: Run,
     *,
     alpha: float = DEFAULT_ALPHA,
     threshold: float = DEFAULT_THRESHOLD,
-    accuracy_drop: float = 0.005,
+    accuracy_drop: float = DEFAULTS["accuracy_drop_points"] / 100,
     normalize: bool = False,
 ) -> Comparison:
     """Pair two runs' benchmarks and judge each pair (see the module docstring)."""
-    _check_gates(alpha, threshold)
+    check_gates(alpha, threshold)
     if not (isinstance(accuracy_drop, (int, float)) and math.isfinite(accuracy_drop) and accuracy_drop >= 0):
         raise ValueError(f"accuracy_drop must be a finite number >= 0, got {accuracy_drop!r}")
     b_by = {x.key: x for x in base.benchmarks}
@@ -290,7 +241,7 @@ def compare_runs(
         missing=sorted(b_by[k].name for k in set(b_by) - set(n_by)),
         warnings=_machine_warnings(base, new),
     )  # fmt: skip
-    factor, result.drift = _drift(base, new, threshold)
+    factor, result.drift = drift(base, new, threshold)
     # A machine that runs the reference at 0.9x speed makes every timing 1/0.9 longer.
     scale = factor if normalize and factor is not None else 1.0
     if normalize and factor is None:
@@ -300,7 +251,7 @@ def compare_runs(
     for key in paired:
         bb, nb = b_by[key], n_by[key]
         if bb.rounds is not None and nb.rounds is not None:
-            ratio, p, lo, hi = _test(bb.rounds, [r * scale for r in nb.rounds])
+            ratio, p, lo, hi = rank_test(bb.rounds, [r * scale for r in nb.rounds])
         else:
             no_raw.append(bb.name)
             ratio, p, lo, hi = nb.median * scale / bb.median, None, None, None
@@ -310,9 +261,11 @@ def compare_runs(
     for _key, bb, nb, ratio, p, lo, hi in tested:
         q = None if p is None else float(next(qs))
         if bb.rounds is None or nb.rounds is None:
-            verdict, reason = _by_threshold(ratio, threshold) or "no change", "medians only (no raw rounds)"
+            verdict, reason = by_threshold(ratio, threshold) or "no change", "medians only (no raw rounds)"
         else:
-            verdict, reason = _verdict(ratio, p, q, len(bb.rounds), len(nb.rounds), alpha=alpha, threshold=threshold)
+            verdict, reason = samples_verdict(
+                ratio, p, q, len(bb.rounds), len(nb.rounds), alpha=alpha, threshold=threshold
+            )
         metrics = _metric_regressions(bb.record, nb.record, accuracy_drop)
         unknown = _unknown_metrics(bb.record, nb.record)
         if unknown and verdict != "slower":  # slower already fails; otherwise the metric gate is open
@@ -327,10 +280,6 @@ def compare_runs(
     return result
 
 
-def _num(v: float | None, spec: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-
 def format_comparison(cmp: Comparison, *, fmt: str = "table", show_all: bool = True) -> str:
     """A plain-text table (``table``) or Markdown (``md``) of the comparison; ``show_all``
     False leaves out the rows whose verdict is ``no change``."""
@@ -338,8 +287,8 @@ def format_comparison(cmp: Comparison, *, fmt: str = "table", show_all: bool = T
         raise ValueError(f"format must be table or md, got {fmt!r}")
     head = ("benchmark", "verdict", "new/base", "95% CI", "q (BH)", "metrics", "note")
     rows = [
-        (c.name, c.verdict, _num(c.ratio, ".3f"), f"{_num(c.ci_low, '.3f')}..{_num(c.ci_high, '.3f')}",
-         _num(c.q_value, ".2g"), "; ".join(c.metric_regressions) or "-", c.reason or "-")
+        (c.name, c.verdict, num(c.ratio, ".3f"), f"{num(c.ci_low, '.3f')}..{num(c.ci_high, '.3f')}",
+         num(c.q_value, ".2g"), "; ".join(c.metric_regressions) or "-", c.reason or "-")
         for c in cmp.changes
         if show_all or c.verdict != "no change" or c.metric_regressions
     ]  # fmt: skip

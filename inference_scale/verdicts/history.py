@@ -52,8 +52,10 @@ import numpy as np
 from scipy import stats
 
 from inference_scale.errors import InferenceScaleError
-from inference_scale.measure.reference import reference_speed
-from inference_scale.verdicts.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD, _check_gates, _test, _verdict
+from inference_scale.verdicts.compare import rank_test, samples_verdict
+from inference_scale.verdicts.drift import reference_speed
+from inference_scale.verdicts.numbers import num
+from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD, check_gates
 from inference_scale.verdicts.runs import Run, load_run
 
 __all__ = [
@@ -303,9 +305,9 @@ def _detect(series: list[Series], *, threshold: float, alpha: float) -> None:
             for cut, (a0, a1), (b0, b1) in zip(cuts[s.key], segs[:-1], segs[1:], strict=True):
                 before, after = kept[a0:a1], kept[b0:b1]
                 xa, xb = _sample(before), _sample(after)
-                _, p, _, _ = _test(xa.tolist(), xb.tolist())
+                _, p, _, _ = rank_test(xa.tolist(), xb.tolist())
                 # The ratio and its interval resample runs, not rounds: the run is the unit that drifts.
-                _, _, lo, hi = _test(values[a0:a1].tolist(), values[b0:b1].tolist())
+                _, _, lo, hi = rank_test(values[a0:a1].tolist(), values[b0:b1].tolist())
                 med_a, med_b = float(np.median(values[a0:a1])), float(np.median(values[b0:b1]))
                 tested.append((s, cut, before, after, med_a, med_b, p, lo, hi, len(xa), len(xb)))
         ps = [t[6] for t in tested if t[6] is not None]
@@ -315,7 +317,7 @@ def _detect(series: list[Series], *, threshold: float, alpha: float) -> None:
         for s, cut, before, after, med_a, med_b, p, lo, hi, n, m in tested:
             q = None if p is None else float(next(qs))
             ratio = med_b / med_a
-            verdict, _ = _verdict(ratio, p, q, n, m, alpha=alpha, threshold=threshold)
+            verdict, _ = samples_verdict(ratio, p, q, n, m, alpha=alpha, threshold=threshold)
             if verdict in ("slower", "faster"):
                 keep[s.key].append(cut)
                 steps[s.key].append(
@@ -364,7 +366,7 @@ def load_history(
     """Read, order, normalize and judge one machine's saved runs (see the module docstring)."""
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
         raise HistoryError(f"threshold must be a number > 0 (0.10 is 10%), got {threshold!r}")
-    _check_gates(alpha, threshold)
+    check_gates(alpha, threshold)
     if stat not in STATS:
         raise HistoryError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
     folder = Path(storage)
@@ -445,10 +447,6 @@ def load_history(
     return history
 
 
-def _num(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def format_history(history: History, *, fmt: str = "table") -> str:
     """Each step (benchmark, commit range, segment medians, ratio, interval, q), then the summary."""
     if fmt not in ("table", "md"):
@@ -462,8 +460,8 @@ def format_history(history: History, *, fmt: str = "table") -> str:
             f"{s.before * 1e3:.4g}",
             f"{s.after * 1e3:.4g}",
             f"{s.ratio:.3f}",
-            f"{_num(s.ci_low, '.3f')}..{_num(s.ci_high, '.3f')}",
-            _num(s.q_value, ".2g"),
+            f"{num(s.ci_low, '.3f')}..{num(s.ci_high, '.3f')}",
+            num(s.q_value, ".2g"),
         )
         for s in history.steps
     ]
