@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError
 
 __all__ = ["DEFAULT_STORAGE", "BenchError", "BenchResult", "bench", "check_paths", "run_plan"]
 
-DEFAULT_STORAGE = ".benchmarks"  # pytest-benchmark's own default storage folder
+DEFAULT_STORAGE: str = DEFAULTS["storage"]  # pytest-benchmark's own default storage folder
 
 
 class BenchError(InferenceScaleError, RuntimeError):

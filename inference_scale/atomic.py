@@ -24,8 +24,6 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from inference_scale.errors import OutputPathError
 
 __all__ = ["check_output_path", "stale_temp_files", "write_atomic", "write_bytes_atomic", "write_json_atomic"]
@@ -103,6 +101,8 @@ def write_atomic(obj: Any, path: str | os.PathLike[str]) -> int:
     """``torch.save`` to a temporary file in the target folder, fsync, then rename over
     ``path``: a crash leaves the old file or the new one, never half of one. Returns bytes."""
     buffer = io.BytesIO()
+    import torch  # here, so that the JSON writers (reports, plots) load no torch
+
     torch.save(obj, buffer)
     return write_bytes_atomic(buffer.getvalue(), path)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULTS"]
+__all__ = ["DEFAULTS", "DEFAULT_BATCHES", "DEFAULT_STATES"]
 
 DEFAULTS: dict[str, Any] = {
     "device": "cpu",
@@ -22,3 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "accuracy_drop_points": 0.5,  # accuracy points a new run may lose before the gate fails
     "storage": ".benchmarks",  # pytest-benchmark's storage folder
 }
+
+# What `bench` and the plugin run for a model no grid names.
+DEFAULT_STATES: tuple[str, ...] = ("fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "prune-channels-50")
+DEFAULT_BATCHES: tuple[int, ...] = (1, 8)

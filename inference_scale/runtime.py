@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import torch
 
-from inference_scale.errors import InvalidOptionError
+from inference_scale.errors import InvalidOptionError, InvalidValueError
+from inference_scale.options import DEVICES
 
 __all__ = ["DEVICES", "check_device", "cpu_name", "device_available", "synchronize", "threads"]
-
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 
 def check_device(device: str) -> torch.device:
@@ -43,7 +42,7 @@ def synchronize(device: str | torch.device) -> None:
 def threads(n: int) -> Iterator[None]:
     """Run with ``n`` intra-op threads, restoring the previous count afterwards."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"thread count must be a positive integer, got {n!r}")
+        raise InvalidValueError(f"thread count must be a positive integer, got {n!r}")
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

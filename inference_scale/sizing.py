@@ -28,7 +28,7 @@ import torch
 from ptflops.aten_engine import FlopCounterMode
 from torch import nn
 
-from inference_scale.errors import MacCountError
+from inference_scale.errors import InvalidTypeError, InvalidValueError, MacCountError
 from inference_scale.units import flops_from_macs
 
 __all__ = [
@@ -118,7 +118,7 @@ def count_macs(
     them, so we drive its counting mode directly).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
+        raise InvalidTypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
     shape = check_shape(input_shape)
     ref = _first_param(model)
     device = ref.device if ref is not None else torch.device("cpu")
@@ -139,7 +139,7 @@ def count_macs_on(model: nn.Module, sample: tuple[torch.Tensor, ...], *, what: s
     tensors: images, token ids and masks), counted by torch's FlopCounterMode. MACs per sample
     are counted on a batch of one (``sample[i][:1]``)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
+        raise InvalidTypeError(f"count_macs needs an nn.Module, got {type(model).__name__}")
     one = tuple(t[:1] for t in sample)
     output_params: dict[str, dict[str, Any]] = defaultdict(dict)
     counter = FlopCounterMode(None, False, False, output_params, _attention_hooks(), [])
@@ -163,25 +163,25 @@ def check_shape(input_shape: object) -> tuple[int, ...]:
     """``input_shape`` as a tuple of positive ints (one sample's shape, without the batch), or a
     ``TypeError``/``ValueError`` that says what was given instead."""
     if isinstance(input_shape, torch.Tensor):
-        raise TypeError(
+        raise InvalidTypeError(
             "input_shape must be a shape such as (3, 224, 224), not a tensor; for a batch x pass tuple(x.shape[1:])"
         )
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
-        raise TypeError(f"input_shape must be a sequence of ints such as (3, 224, 224), got {input_shape!r}")
+        raise InvalidTypeError(f"input_shape must be a sequence of ints such as (3, 224, 224), got {input_shape!r}")
     dims = []
     for d in input_shape:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
-            raise TypeError(f"input_shape must hold ints, got {d!r} in {tuple(input_shape)}")
+            raise InvalidTypeError(f"input_shape must hold ints, got {d!r} in {tuple(input_shape)}")
         dims.append(int(d))
     if not dims or any(d <= 0 for d in dims):
-        raise ValueError(f"input_shape must be positive sizes without the batch, got {tuple(dims)}")
+        raise InvalidValueError(f"input_shape must be positive sizes without the batch, got {tuple(dims)}")
     return tuple(dims)
 
 
 def _serialize(model_or_state: nn.Module | dict[str, Any]) -> bytes:
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     if any(isinstance(t, torch.Tensor) and t.is_meta for t in state.values()):
-        raise ValueError("a model on the meta device has no values to serialize; build it on a real device")
+        raise InvalidValueError("a model on the meta device has no values to serialize; build it on a real device")
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()

@@ -206,12 +206,12 @@ def test_unexpected_errors_are_one_line_with_a_hint(
 ) -> None:
     """A failure of ours (here: our own registry lookup made to fail) is exit 1, one line, and
     says how to see the traceback; --debug shows it."""
-    import inference_scale.cli.main as cli
+    import inference_scale.subjects.models as models
 
     def broken(name: str) -> None:
         raise RuntimeError("registry exploded")
 
-    monkeypatch.setattr(cli, "model_info", broken)
+    monkeypatch.setattr(models, "model_info", broken)
     code, err = _cli(["info", "lenet"], capsys)
     assert code == 1 and "RuntimeError: registry exploded" in err and "--debug" in err and _one_line(err)
     with pytest.raises(RuntimeError, match="registry exploded"):

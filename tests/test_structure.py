@@ -115,3 +115,10 @@ def test_the_verdicts_wing_loads_no_torch(module: str) -> None:
     done = _fresh(f"import sys, {module}; print('torch' in sys.modules)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_every_lazy_name_of_the_package_resolves() -> None:
+    done = _fresh(
+        "import inference_scale as m; missing = [n for n in m.__all__ if not hasattr(m, n)]; print(missing)"
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

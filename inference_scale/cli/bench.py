@@ -1,19 +1,17 @@
-"""``inference-scale states`` and ``inference-scale bench``: the state registry, and any model
-benchmarked in chosen states through the pytest plugin's suite (the same cases, runner and
-record as ``pytest --is-model ...``)."""
+"""``inference-scale bench``: any model benchmarked in chosen states through the pytest
+plugin's suite (the same cases, runner and record as ``pytest --is-model ...``)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from inference_scale.reporting.table import render
-from inference_scale.runtime import DEVICES
+from inference_scale.cli.args import add_parser
+from inference_scale.defaults import DEFAULT_BATCHES, DEFAULT_STATES
+from inference_scale.options import POSITIVE_INT, add_flags
 
-__all__ = ["add_commands"]
+__all__ = ["add", "run"]
 
 BENCH_EXAMPLE = """\
 example (a model of your own, from its folder):
@@ -24,25 +22,6 @@ MODEL is a registry name (`inference-scale models`) or module:factory, a callabl
 arguments that returns an nn.Module. --eval and --calibration name callables that return an
 iterable of (inputs, targets) batches (calibration: input tensors also do). The run is saved
 under --storage like the main job's, and the table printed at the end."""
-
-
-def _cmd_states(args: argparse.Namespace) -> int:
-    from inference_scale.states import list_states
-
-    classes = list_states()
-    if args.json:
-        print(json.dumps([
-            {"slug": c.pattern, "example": c.example().slug, "family": c.family, "needs": sorted(c.needs),
-             "devices": list(c.devices), "summary": c.summary()} for c in classes
-        ], indent=2))  # fmt: skip
-        return 0
-    rows = [[c.pattern, c.family, ", ".join(sorted(c.needs)) or "-", ", ".join(c.devices)] for c in classes]
-    title = f"{len(classes)} states (join slugs with + to compose, e.g. prune-channels-50+int8-static)"
-    columns = ("slug", "family", "needs", "devices")
-    print(render(columns, rows, title=title, left=columns))
-    for c in classes:
-        print(f"  {c.pattern}: {c.summary()}")
-    return 0
 
 
 def _plan(args: argparse.Namespace) -> Any:
@@ -67,7 +46,7 @@ def _make(args: argparse.Namespace, make_plan: Any) -> Any:
     )  # fmt: skip
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from inference_scale.api import BenchError, check_paths, run_plan
     from inference_scale.reporting.report import fastest_lines
 
@@ -85,16 +64,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any) -> None:
-    """Add ``states`` and ``bench`` to the ``inference-scale`` subparsers."""
-    from inference_scale.api import DEFAULT_STORAGE
-    from inference_scale.measure.plan import DEFAULTS
-    from inference_scale.measure.suite import DEFAULT_BATCHES, DEFAULT_STATES
-
-    p = add_parser(sub, "states", help="list the compression states (slugs, what each needs, where it runs)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_cmd_states)
-
+def add(sub: Any) -> None:
     p = add_parser(
         sub, "bench", help="benchmark a model (registry name or module:factory) in chosen states",
         description="Benchmark MODEL in each state at each batch size, against its fp32 baseline timed in the "
@@ -110,18 +80,13 @@ def add_commands(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], p
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="shorthand for one float input: one sample's shape without the batch")  # fmt: skip
     p.add_argument(
-        "--seq-len", type=positive_int, metavar="N", help="tokens per input of an hf: text model (default 128)"
+        "--seq-len", type=POSITIVE_INT, metavar="N", help="tokens per input of an hf: text model (default 128)"
     )
     p.add_argument("--eval", metavar="MODULE:LOADER", help="(inputs, targets) batches: accuracy in every state")
     p.add_argument("--calibration", metavar="MODULE:LOADER", help="input batches for static int8 (default: --eval's)")
-    p.add_argument("--device", choices=DEVICES, default=DEFAULTS["device"])
-    p.add_argument("--threads", type=positive_int, default=DEFAULTS["threads"],
-                   help="intra-op threads, the same for every state (default 1)")  # fmt: skip
-    seeds = DEFAULTS["seeds"]
-    p.add_argument("--seeds", type=positive_int, default=seeds,
-                   help=f"training states (kd) run once per seed; accuracy is the mean (default {seeds})")  # fmt: skip
+    add_flags(p, "device", "threads", "seeds")
     p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")
     p.add_argument("--json", metavar="OUT", help="also write the run's pytest-benchmark JSON here")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"where the run is saved (default {DEFAULT_STORAGE})")
-    p.set_defaults(func=_cmd_bench)
+    add_flags(p, "storage")  # where the run is saved
+    p.set_defaults(func=run)

@@ -1,15 +1,17 @@
 """``inference-scale serve``: the highest Poisson query rate each state sustains under a p99
 budget, measured by a real load test and simulated from its service times per batch size
-(:mod:`.serving`); with ``--qps``, the replicas and batching policy that serve it."""
+(:mod:`inference_scale.serving`); with ``--qps``, the replicas and batching policy that serve it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["add_serve"]
+from inference_scale.cli.args import add_parser
+from inference_scale.options import POSITIVE_INT
+
+__all__ = ["add", "run"]
 
 SERVE_EXAMPLE = """\
 example:
@@ -22,7 +24,7 @@ NAME.bench.json), then load-tested: LoadGen's search (double the rate until p99 
 bisect), each probe at least 662 queries and --min-seconds long."""
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from inference_scale.measure.plugin import split_values
     from inference_scale.serving import serve
 
@@ -62,8 +64,7 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-def add_serve(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], positive_int: Any) -> None:
-    """Add ``serve`` to the ``inference-scale`` subparsers."""
+def add(sub: Any) -> None:
     p = add_parser(
         sub, "serve", help="highest query rate under a p99 budget per state: load test and simulation",
         description="Poisson arrivals, a dynamic batcher and one worker, per state: the highest rate whose p99 "
@@ -78,10 +79,10 @@ def add_serve(sub: Any, add_parser: Callable[..., argparse.ArgumentParser], posi
     p.add_argument("--max-delay-ms", type=_positive_float, default=2.0, metavar="D",
                    help="longest a request waits for a batch to fill (default 2)")  # fmt: skip
     p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")
-    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per replica (default 1)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=1, help="intra-op threads per replica (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, metavar="S",
                    help="shortest probe in seconds (default 1; every probe also runs >= 662 queries)")  # fmt: skip
     p.add_argument("--json", metavar="OUT", help="write the serve record here (service times in OUT.bench.json)")
     p.add_argument("--plot", metavar="DIR", help="draw p50/p99 against offered load into DIR/serve_MODEL.png")
-    p.set_defaults(func=_cmd_serve)
+    p.set_defaults(func=run)

@@ -147,7 +147,8 @@ def make_plan(
     """Check every option, then resolve and check each model (built once, its loaders run and
     checked against its inputs) and each state against it. Raises an
     :class:`~inference_scale.errors.InferenceScaleError` of one line for the first problem."""
-    from inference_scale.measure.suite import DEFAULT_STATES, Options, missing_input
+    from inference_scale.defaults import DEFAULT_STATES
+    from inference_scale.measure.suite import Options, missing_input
     from inference_scale.runtime import DEVICES, device_available
     from inference_scale.states import get_state
     from inference_scale.subjects.subject import parse_input_shape

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from inference_scale.errors import InferenceScaleError
+from inference_scale.options import SHARED
 
 if TYPE_CHECKING:
     from inference_scale.measure.plan import Plan
@@ -61,7 +62,8 @@ def split_values(values: list[str] | None) -> list[str]:
 
 
 # Each option's flag, the keyword of make_plan it feeds, and how argparse reads it. Defaults
-# are make_plan's (plan.DEFAULTS); None means "not given".
+# are make_plan's (plan.DEFAULTS); None means "not given". The flags the CLI shares come from
+# inference_scale.options, declared once for both.
 _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--is-model", "models", {"action": "append", "metavar": "NAME|hf:DIR|timm:NAME|MODULE:FACTORY",
         "help": "model(s) to benchmark: a registry name (`inference-scale models`), hf:DIR (a save_pretrained "
@@ -74,18 +76,16 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "(default 128)"}),
     ("--is-states", "states", {"action": "append", "metavar": "SLUG[,SLUG]",
         "help": "states to run (`inference-scale states` lists them; join with + to compose); "
-        "default for a model no suite names: inference_scale.measure.suite.DEFAULT_STATES"}),
+        "default for a model no suite names: inference_scale.defaults.DEFAULT_STATES"}),
     ("--is-batch-size", "batch_sizes", {"action": "append", "metavar": "N[,N]",
         "help": "batch sizes (repeatable or comma-separated)"}),
     ("--is-eval", "eval", {"metavar": "MODULE:LOADER", "help": "a callable returning (inputs, targets) batches "
         "(targets may be None): accuracy in every state, agreement on its inputs"}),
     ("--is-calibration", "calibration", {"metavar": "MODULE:LOADER",
         "help": "a callable returning input batches for static int8 ranges (default: the eval inputs)"}),
-    ("--is-device", "device", {"help": "device: cpu or cuda (default cpu)"}),
-    ("--is-threads", "threads", {"type": int, "help": "intra-op threads, the same for every state and runtime "
-        "(default 1)"}),
-    ("--is-seeds", "seeds", {"type": int, "metavar": "N", "help": "states that train (kd, and compounds with it) "
-        "run once per seed; accuracy is the mean (default 3)"}),
+    ("--is-device", "device", SHARED["device"].kwargs(for_plugin=True)),
+    ("--is-threads", "threads", SHARED["threads"].kwargs(for_plugin=True)),
+    ("--is-seeds", "seeds", SHARED["seeds"].kwargs(for_plugin=True)),
     ("--is-cuda-events", "cuda_events", {"type": int, "metavar": "N",
         "help": "on CUDA, also time N calls with CUDA events in the same process (cuda_event_median_s)"}),
     ("--is-no-compile", "compile", {"action": "store_false", "default": None,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference_scale.defaults import DEFAULTS
+from inference_scale.defaults import DEFAULT_BATCHES, DEFAULT_STATES, DEFAULTS
 from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.record import BenchmarkRecord
 from inference_scale.sizing import count_macs_on
@@ -34,8 +34,6 @@ from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV
 from inference_scale.verdicts.ab_sync import PLUGIN as AB_PLUGIN
 
 __all__ = [
-    "DEFAULT_BATCHES",
-    "DEFAULT_STATES",
     "Case",
     "CaseFailure",
     "Grid",
@@ -53,8 +51,6 @@ __all__ = [
     "warm_up",
 ]
 
-DEFAULT_STATES: tuple[str, ...] = ("fp32", "channels-last", "bf16", "int8-static", "int8-dynamic", "prune-channels-50")
-DEFAULT_BATCHES: tuple[int, ...] = (1, 8)
 CALIBRATION_IMAGES = 256  # from real data: the static ranges settle well before this
 RANDOM_CALIBRATION_IMAGES = 8  # random weights on random images: more adds nothing
 AGREEMENT_IMAGES = 8  # random images, where there is no eval data (random weights: a sanity check)

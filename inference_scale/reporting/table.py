@@ -6,6 +6,8 @@ import csv
 import io
 from collections.abc import Sequence
 
+from inference_scale.errors import InvalidValueError
+
 __all__ = ["FORMATS", "render"]
 
 FORMATS = ("table", "md", "csv")
@@ -24,7 +26,7 @@ def render(
     """``rows`` under ``columns`` as ``fmt``. In a text table the ``left`` columns are left
     aligned (the others right), and a rule separates rows whose ``sections`` key changes."""
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InvalidValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

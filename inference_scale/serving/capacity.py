@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from inference_scale.errors import MissingFileError
 from inference_scale.serving.search import Policy, ServingError, batch_sizes, check_budget
 from inference_scale.serving.simulate import SIM_QUERIES, simulate_probe
 
@@ -122,7 +123,7 @@ def advise_serve(args: argparse.Namespace) -> int:
     for spec in args.runs:
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"serve JSON {spec!r} does not exist (write one with `inference-scale serve`)")
+            raise MissingFileError(f"serve JSON {spec!r} does not exist (write one with `inference-scale serve`)")
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("kind") != SERVE_KIND:
             raise ServingError(f"{spec} is not a serve JSON (from `inference-scale serve ... --json`)")

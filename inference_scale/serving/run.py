@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from inference_scale.atomic import check_output_path, write_json_atomic
+from inference_scale.errors import InvalidValueError
 from inference_scale.measure.suite import Options, Session
 from inference_scale.runtime import cpu_name, threads
 from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
@@ -70,10 +71,10 @@ def serve(
     policy = Policy(max_batch, max_delay_ms)
     target = None if qps is None else check_qps(qps)
     if not math.isfinite(min_duration_s) or min_duration_s < 0:
-        raise ValueError(f"min_duration_s must be >= 0, got {min_duration_s}")
+        raise InvalidValueError(f"min_duration_s must be >= 0, got {min_duration_s}")
     floor = min_queries()  # every probe runs at least this many queries
     if max_probe_queries < floor:
-        raise ValueError(f"max_probe_queries must be >= {floor} (the p99's early-stopping minimum)")
+        raise InvalidValueError(f"max_probe_queries must be >= {floor} (the p99's early-stopping minimum)")
     if json_out is not None:
         check_output_path(json_out, what="--json")
     if plot_dir is not None:
@@ -83,7 +84,7 @@ def serve(
     with threads(n_threads):
         slugs = list(dict.fromkeys(check_state(session, model, s, opts) for s in states))
         if not slugs:
-            raise ValueError("--states names nothing; give comma-separated state slugs such as fp32,int8-static")
+            raise InvalidValueError("--states names nothing; give comma-separated state slugs such as fp32,int8-static")
         subject, _, _ = session.model(model)
         sizes = batch_sizes(policy.max_batch)
         served = []

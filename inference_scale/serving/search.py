@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, InvalidValueError
 
 __all__ = [
     "PERCENTILE",
@@ -87,7 +87,7 @@ def padded_size(k: int, sizes: tuple[int, ...]) -> int:
     for size in sizes:
         if size >= k:
             return size
-    raise ValueError(f"a batch of {k} is larger than the largest prepared size {sizes[-1]}")
+    raise InvalidValueError(f"a batch of {k} is larger than the largest prepared size {sizes[-1]}")
 
 
 def min_queries(percentile: float = PERCENTILE, confidence: float = CONFIDENCE, over: int = TOLERATED_OVER) -> int:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypedDict
 import torch
 from torch import nn
 
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, InvalidValueError
 from inference_scale.runtime import DEVICES, check_device, device_available, synchronize
 from inference_scale.sizing import count_macs_on, count_params, serialized_bytes
 from inference_scale.slugs import FAMILIES
@@ -243,7 +243,7 @@ class State:
 def check_pct(pct: int) -> None:
     """Percent parameters are integers in [1, 99]."""
     if not 1 <= pct <= 99:
-        raise ValueError(f"percent must be 1..99, got {pct}")
+        raise InvalidValueError(f"percent must be 1..99, got {pct}")
 
 
 class Facts(TypedDict):

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from inference_scale.errors import InvalidValueError
 from inference_scale.states.base import Context, Prepared
 from inference_scale.states.peers import PeerState, artifact_bytes, numpy_batches, peer_prepared, peer_step
 from inference_scale.states.registry import register_state
@@ -41,7 +42,9 @@ def _convert(model: nn.Module, ctx: Context, runtime: str) -> Any:
         warnings.simplefilter("ignore")
         converted = ov.convert_model(clone(model).cpu().eval(), example_input=ctx.example)
         if len(converted.inputs) != len(ctx.example):
-            raise ValueError(f"the converted model has {len(converted.inputs)} inputs, the model {len(ctx.example)}")
+            raise InvalidValueError(
+                f"the converted model has {len(converted.inputs)} inputs, the model {len(ctx.example)}"
+            )
         # one static shape per batch size, for every input
         converted.reshape({i: list(t.shape) for i, t in enumerate(ctx.example)})
     return converted

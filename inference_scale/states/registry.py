@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from inference_scale.errors import InferenceScaleError, did_you_mean
+from inference_scale.errors import InferenceScaleError, InvalidTypeError, InvalidValueError, did_you_mean
 from inference_scale.slugs import COMPOUND_SEP, FAMILIES, canonical_slug, pattern_regex, split_compound
 from inference_scale.states.base import NEEDS, CompositionError, State
 from inference_scale.states.compound import Compound
@@ -47,13 +47,13 @@ class UnknownStateError(InferenceScaleError, ValueError):
 def register_state(cls: type[S]) -> type[S]:
     """Class decorator: add a state to the registry (its pattern must be new and well formed)."""
     if cls.family not in FAMILIES:
-        raise ValueError(f"{cls.__name__}.family {cls.family!r} is not one of {FAMILIES}")
+        raise InvalidValueError(f"{cls.__name__}.family {cls.family!r} is not one of {FAMILIES}")
     if not cls.needs <= set(NEEDS):
-        raise ValueError(f"{cls.__name__}.needs {sorted(cls.needs)} must be within {NEEDS}")
+        raise InvalidValueError(f"{cls.__name__}.needs {sorted(cls.needs)} must be within {NEEDS}")
     if cls.pattern != cls.pattern.lower() or " " in cls.pattern or COMPOUND_SEP in cls.pattern:
-        raise ValueError(f"state pattern {cls.pattern!r} must be lowercase, hyphenated, without '+'")
+        raise InvalidValueError(f"state pattern {cls.pattern!r} must be lowercase, hyphenated, without '+'")
     if any(c.pattern == cls.pattern for c in _REGISTRY):
-        raise ValueError(f"state pattern {cls.pattern!r} is registered twice")
+        raise InvalidValueError(f"state pattern {cls.pattern!r} is registered twice")
     _REGISTRY.append(cls)
     return cls
 
@@ -107,7 +107,7 @@ def get_state(slug: str) -> State:
     listing the closest slugs; parts that cannot follow one another raise
     :class:`~.base.CompositionError`."""
     if not isinstance(slug, str):
-        raise TypeError(f"a state slug is a string, got {type(slug).__name__}")
+        raise InvalidTypeError(f"a state slug is a string, got {type(slug).__name__}")
     _load_all()
     slug = canonical_slug(slug.strip())
     if COMPOUND_SEP in slug:

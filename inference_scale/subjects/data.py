@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from inference_scale.errors import InferenceScaleError, InvalidOptionError
+from inference_scale.errors import InferenceScaleError, InvalidOptionError, InvalidValueError
 
 __all__ = [
     "DATASETS",
@@ -59,7 +59,7 @@ class Split:
 def stratified_split(labels: np.ndarray, *, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-stratified train/test split (scikit-learn's ``train_test_split``)."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise InvalidValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     check_split_fits(labels, test_fraction=test_fraction)
     idx = np.arange(len(labels))
     train_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
@@ -156,7 +156,7 @@ def _hf(root: str | Path, *, image_column: str, label_column: str) -> dict[str, 
             raise EmptyDatasetError(f"{root} split {split!r} has no rows")
         missing = {image_column, label_column} - set(ds.column_names)
         if missing:
-            raise ValueError(f"{root} split {split!r} lacks {sorted(missing)}; its columns: {ds.column_names}")
+            raise InvalidValueError(f"{root} split {split!r} lacks {sorted(missing)}; its columns: {ds.column_names}")
         images = np.stack([np.asarray(img, dtype=np.float32) for img in ds[image_column]]) / 255.0
         # grayscale gets a channel axis; colour goes from HWC to CHW
         images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
@@ -192,9 +192,9 @@ def load_dataset(
     if name not in DATASETS and name not in ON_DISK:
         raise InvalidOptionError("dataset", name, [*DATASETS, *ON_DISK])
     if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+        raise InvalidValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
     if name in ON_DISK and root is None:
-        raise ValueError(f"dataset {name!r} is read from disk: pass root=")
+        raise InvalidValueError(f"dataset {name!r} is read from disk: pass root=")
     if name == "cifar10":
         folder = Path(str(root))
         x_tr, y_tr = _cifar10(folder, train=True, download=download, verify=verify)

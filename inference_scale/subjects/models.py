@@ -22,7 +22,14 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models import get_model_builder, get_model_weights
 
-from inference_scale.errors import InvalidOptionError, UnknownModelError, UnknownWeightsError, WeightsNotFoundError
+from inference_scale.errors import (
+    InvalidOptionError,
+    InvalidValueError,
+    UnknownModelError,
+    UnknownWeightsError,
+    WeightsNotFoundError,
+)
+from inference_scale.subjects.kinds import KINDS
 from inference_scale.subjects.nets import LeNet, StudentCNN, TeacherCNN
 
 __all__ = [
@@ -36,7 +43,6 @@ __all__ = [
 ]
 
 Kind = Literal["conv", "transformer", "mlp"]
-KINDS: tuple[str, ...] = ("conv", "transformer", "mlp")
 
 # torchvision module name -> family. Families are torchvision's own module split (resnext and
 # wide_resnet live in resnet.py, efficientnet_v2 in efficientnet.py); only the long names are
@@ -187,7 +193,7 @@ def list_models(
     if source is not None and source not in ("torchvision", "local"):
         raise InvalidOptionError("source", source, ("torchvision", "local"))
     if min_params is not None and max_params is not None and min_params > max_params:
-        raise ValueError(f"min_params ({min_params:g}) is larger than max_params ({max_params:g})")
+        raise InvalidValueError(f"min_params ({min_params:g}) is larger than max_params ({max_params:g})")
     return [
         info
         for name, info in sorted(registry.items())
@@ -216,7 +222,7 @@ def pick_architectures(*, min_params: float = 20e6, max_params: float = 30e6) ->
     for group, belongs in groups.items():
         members = [i for i in candidates if belongs(i)]
         if not members:
-            raise ValueError(
+            raise InvalidValueError(
                 f"no {group} model has between {min_params:,.0f} and {max_params:,.0f} parameters; "
                 "widen the range (`inference-scale models` lists parameter counts)"
             )
@@ -294,7 +300,7 @@ def get_model(
             build = functools.partial(builder, weights=None, **kwargs)
         else:
             if target.type == "meta":
-                raise ValueError("weights cannot be loaded onto the meta device; use weights=None")
+                raise InvalidValueError("weights cannot be loaded onto the meta device; use weights=None")
             resolved = _resolve_weights(name, weights)
             path = weights_path(resolved.url)
             if not allow_download and not path.is_file():

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, InvalidTypeError
 from inference_scale.subjects.inputs import Batch, InputError, as_batch, batch_len, concat, describe, input_spec, take
 
 __all__ = [
@@ -207,7 +207,7 @@ def _batches(spec: str, what: str) -> list[Any]:
     try:
         batches = loader()
         if not isinstance(batches, Iterable):
-            raise TypeError(f"it returned a {type(batches).__name__}, not an iterable of batches")
+            raise InvalidTypeError(f"it returned a {type(batches).__name__}, not an iterable of batches")
         out = list(batches)
     except (Exception, SystemExit) as exc:
         raise SubjectError(f"{what} {spec!r} failed: {type(exc).__name__}: {_one_line(exc)}") from None

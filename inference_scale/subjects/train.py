@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, InvalidValueError
 from inference_scale.subjects.cloning import clone
 from inference_scale.subjects.data import Split
 
@@ -46,15 +46,15 @@ def train(
     With ``teacher_logits`` (one row per training image) the loss is called as
     ``loss(student_logits, teacher_logits, targets)``, the order of ``distill.kd_loss``."""
     if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        raise InvalidValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+        raise InvalidValueError(f"lr must be > 0, got {lr}")
     n = len(data.y_train)
     if n == 0:
-        raise ValueError(f"split {data.name!r} has no training images: nothing to train on")
+        raise InvalidValueError(f"split {data.name!r} has no training images: nothing to train on")
     trained = clone(model)
     if teacher_logits is not None and teacher_logits.shape[0] != n:
-        raise ValueError(f"teacher_logits has {teacher_logits.shape[0]} rows for {n} training images")
+        raise InvalidValueError(f"teacher_logits has {teacher_logits.shape[0]} rows for {n} training images")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout draws from the global generator
         order = torch.Generator().manual_seed(seed)
@@ -99,7 +99,7 @@ def predict(
     ``fixed_batch`` pads the last batch to ``batch_size`` (and drops the padding's outputs), for
     models exported or compiled for one static shape."""
     if batch_size < 1 or len(x) == 0:
-        raise ValueError(f"need batch_size >= 1 and at least one input, got {batch_size} and {len(x)}")
+        raise InvalidValueError(f"need batch_size >= 1 and at least one input, got {batch_size} and {len(x)}")
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):
         model.eval()
@@ -127,6 +127,8 @@ def evaluate(
 ) -> float:
     """Top-1 accuracy as a fraction in [0, 1]."""
     if len(x) != len(y) or len(y) == 0:
-        raise ValueError(f"need as many labels as inputs (and at least one), got {len(x)} inputs and {len(y)} labels")
+        raise InvalidValueError(
+            f"need as many labels as inputs (and at least one), got {len(x)} inputs and {len(y)} labels"
+        )
     logits = predict(model, x, batch_size=batch_size, fixed_batch=fixed_batch)
     return float((logits.argmax(dim=1) == y).float().mean())

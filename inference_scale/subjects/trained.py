@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from inference_scale.atomic import write_atomic
+from inference_scale.errors import InvalidValueError
 from inference_scale.subjects.data import Split, load_dataset
 from inference_scale.subjects.models import get_model, model_info
 from inference_scale.subjects.subject import EvalData, Subject
@@ -57,7 +58,7 @@ def digits() -> Split:
 def _epochs(name: str) -> int:
     """The training epochs of ``name``; a ValueError listing the trainable models otherwise."""
     if name not in TRAINING_EPOCHS:
-        raise ValueError(f"{name!r} is not trained here; choices: {', '.join(TRAINING_EPOCHS)}")
+        raise InvalidValueError(f"{name!r} is not trained here; choices: {', '.join(TRAINING_EPOCHS)}")
     return TRAINING_EPOCHS[name]
 
 

@@ -17,7 +17,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from inference_scale.atomic import write_atomic
-from inference_scale.errors import InvalidOptionError
+from inference_scale.errors import InvalidTypeError, InvalidValueError, MissingFileError
 from inference_scale.subjects.data import Split
+from inference_scale.techniques.distill_config import MAX_TEMPERATURE, DistillConfig, check_temperature
 
 __all__ = [
     "MAX_TEMPERATURE",
@@ -45,19 +45,6 @@ __all__ = [
 ]
 
 
-# Hinton et al. use T in 1..20; above 100 the soft targets are uniform to float32 precision and
-# the T^2 factor (1e40 at T = 1e20) overflows the loss to inf, then NaN.
-MAX_TEMPERATURE = 100.0
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (isinstance(temperature, (int, float)) and 0 < temperature <= MAX_TEMPERATURE):
-        raise ValueError(
-            f"temperature must be > 0 and at most {MAX_TEMPERATURE:g}; valid: a number in (0, {MAX_TEMPERATURE:g}], "
-            f"got {temperature!r}"
-        )
-
-
 class HFTeacher(nn.Module):
     """A Hugging Face ``AutoModelForImageClassification`` from a local folder, fed our
     tensors: they are un-normalized with the data's training statistics to [0, 1], given three
@@ -72,7 +59,7 @@ class HFTeacher(nn.Module):
                 "Hugging Face teachers need the optional extra: pip install 'inference-scale[hf]'"
             ) from exc
         if not Path(path).is_dir():
-            raise FileNotFoundError(f"no Hugging Face model folder at {path}")
+            raise MissingFileError(f"no Hugging Face model folder at {path}")
         self.model = AutoModelForImageClassification.from_pretrained(str(path)).eval()
         processor = AutoImageProcessor.from_pretrained(str(path))  # type: ignore[no-untyped-call]
         size = processor.size
@@ -93,11 +80,13 @@ class HFTeacher(nn.Module):
 
 def _check_logits(student: torch.Tensor, teacher: torch.Tensor | None, targets: torch.Tensor | None) -> None:
     if student.dim() != 2:
-        raise ValueError(f"student logits must be (batch, classes), got shape {tuple(student.shape)}")
+        raise InvalidValueError(f"student logits must be (batch, classes), got shape {tuple(student.shape)}")
     if teacher is not None and teacher.shape != student.shape:
-        raise ValueError(f"teacher logits {tuple(teacher.shape)} must match student logits {tuple(student.shape)}")
+        raise InvalidValueError(
+            f"teacher logits {tuple(teacher.shape)} must match student logits {tuple(student.shape)}"
+        )
     if targets is not None and (targets.dim() != 1 or targets.shape[0] != student.shape[0]):
-        raise ValueError(f"targets must be (batch,) = ({student.shape[0]},), got {tuple(targets.shape)}")
+        raise InvalidValueError(f"targets must be (batch,) = ({student.shape[0]},), got {tuple(targets.shape)}")
 
 
 def kd_loss(
@@ -111,8 +100,8 @@ def kd_loss(
     """Hinton's distillation loss (module docstring), averaged over the batch. ``alpha`` in
     [0, 1] weighs the soft term; ``alpha = 0`` is plain cross-entropy."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    _check_temperature(temperature)
+        raise InvalidValueError(f"alpha must be in [0, 1], got {alpha}")
+    check_temperature(temperature)
     _check_logits(student_logits, teacher_logits, targets)
     t = float(temperature)
     soft = F.kl_div(
@@ -166,7 +155,7 @@ def teacher_logits(
     the inputs and ``transform``; a later call reuses them when the fingerprint matches and
     recomputes (and rewrites) them when it does not. A damaged file is recomputed too."""
     if not isinstance(teacher, nn.Module):
-        raise TypeError("teacher_logits needs an nn.Module to fingerprint")
+        raise InvalidTypeError("teacher_logits needs an nn.Module to fingerprint")
     key = fingerprint(teacher, inputs, transform=transform)
     path = Path(cache) if cache is not None else None
     if path is not None and path.is_file():
@@ -203,41 +192,6 @@ def _read_cache(path: Path) -> tuple[str, torch.Tensor] | None:
     ):
         return None
     return obj["key"], obj["logits"]
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """One distillation experiment: a teacher trained on the full training split, then for
-    each seed a student trained on ``train_fraction`` of it with CE alone and with KD."""
-
-    dataset: str = "mnist"
-    student: str = "lenet"
-    teacher: str = "teacher-cnn"
-    train_fraction: float = 0.1
-    seeds: int = 5
-    temperature: float = 4.0
-    alpha: float = 0.5
-    student_epochs: int = 60
-    teacher_epochs: int = 15
-    cache_dir: str | None = ".cache/inference-scale"
-    root: str | None = None  # the folder of an on-disk dataset (cifar10, hf)
-
-    def __post_init__(self) -> None:
-        from inference_scale.subjects.data import DATASETS, ON_DISK
-
-        if self.dataset not in DATASETS and self.dataset not in ON_DISK:
-            raise InvalidOptionError("dataset", self.dataset, [*DATASETS, *ON_DISK])
-        if self.dataset in ON_DISK and self.root is None:
-            raise ValueError(f"dataset {self.dataset!r} is read from a folder: give its root (--root DIR)")
-        if self.dataset not in ON_DISK and self.root is not None:
-            raise ValueError(f"dataset {self.dataset!r} ships inside a package: root is only for {', '.join(ON_DISK)}")
-        if not 0.0 < self.train_fraction <= 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
-        if self.seeds < 1 or self.student_epochs < 1 or self.teacher_epochs < 1:
-            raise ValueError("seeds and epochs must be >= 1")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"need alpha in [0, 1], got {self.alpha}")
-        _check_temperature(self.temperature)
 
 
 def check_distillation(config: DistillConfig) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from inference_scale.errors import InferenceScaleError, InvalidOptionError
+from inference_scale.errors import InferenceScaleError, InvalidOptionError, InvalidTypeError, InvalidValueError
 from inference_scale.subjects.cloning import clone
 
 __all__ = [
@@ -84,7 +84,7 @@ def prunable_layers(
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, types) and hasattr(m, "weight")]
     if not found:
         names = ", ".join(t.__name__ for t in types)
-        raise ValueError(f"{type(model).__name__} has nothing to prune: no {names} layer with a weight")
+        raise InvalidValueError(f"{type(model).__name__} has nothing to prune: no {names} layer with a weight")
     return found
 
 
@@ -94,7 +94,7 @@ def prune_by_type(model: nn.Module, rules: Mapping[type[nn.Module], PruneRule | 
     parsed = {t: r if isinstance(r, PruneRule) else PruneRule(*r) for t, r in rules.items()}
     for layer_type in parsed:
         if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
-            raise TypeError(f"rules must be keyed by nn.Module subclasses, got {layer_type!r}")
+            raise InvalidTypeError(f"rules must be keyed by nn.Module subclasses, got {layer_type!r}")
     pruned = clone(model)
     layers = prunable_layers(pruned, types=tuple(parsed))
     for _, module in layers:
@@ -217,7 +217,7 @@ def prune_channels(
         ignored = []
         for module in ignored_layers:
             if id(module) not in index:
-                raise ValueError(f"ignored layer {type(module).__name__} is not a module of the model")
+                raise InvalidValueError(f"ignored layer {type(module).__name__} is not a module of the model")
             ignored.append(by_name[index[id(module)]])
     pruner = tp.pruner.MetaPruner(
         pruned,
@@ -281,5 +281,5 @@ class SparseLinear(nn.Module):
 def sparse_linear(linear: nn.Linear) -> SparseLinear:
     """A CSR copy of a (pruned) Linear; masks are applied first, the input is untouched."""
     if not isinstance(linear, nn.Linear):
-        raise TypeError(f"sparse_linear needs an nn.Linear, got {type(linear).__name__}")
+        raise InvalidTypeError(f"sparse_linear needs an nn.Linear, got {type(linear).__name__}")
     return SparseLinear(linear.weight, linear.bias)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from inference_scale.atomic import write_atomic
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, MissingFileError
 from inference_scale.subjects.cloning import clone
 from inference_scale.techniques.prune import make_permanent
 
@@ -48,7 +48,7 @@ class SparseFileError(InferenceScaleError, ValueError):
 def _read(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
     source = Path(path)
     if not source.is_file():
-        raise FileNotFoundError(f"no such file: {source}")
+        raise MissingFileError(f"no such file: {source}")
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -53,7 +53,7 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.verdicts import ab_sync
 from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV, PLUGIN
 from inference_scale.verdicts.numbers import num
-from inference_scale.verdicts.rule import VERDICTS, gate_exit_code, judge
+from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD, VERDICTS, gate_exit_code, judge
 from inference_scale.verdicts.runs import BadRunError, load_run
 
 __all__ = ["ABConfig", "ABError", "ABResult", "ABRow", "format_ab", "run_ab"]
@@ -78,8 +78,8 @@ class ABConfig:
     pytest_args: tuple[str, ...] = ()
     runs: int = 6
     max_runs: int | None = None
-    alpha: float = 0.01
-    threshold: float = 0.10
+    alpha: float = DEFAULT_ALPHA
+    threshold: float = DEFAULT_THRESHOLD
     block_time: float = 0.25
     out_dir: Path = Path(".benchmarks/ab")
     repo: Path = Path(".")

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import stats
 
 from inference_scale.defaults import DEFAULTS
+from inference_scale.errors import InvalidValueError
 from inference_scale.verdicts.drift import drift
 from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.rule import (
@@ -137,9 +138,9 @@ def rank_test(
 ) -> tuple[float, float | None, float | None, float | None]:
     b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
     if len(b) == 0 or len(n) == 0 or not np.isfinite(b).all() or not np.isfinite(n).all() or (b < 0).any():
-        raise ValueError("timing samples must be non-empty, finite and non-negative")
+        raise InvalidValueError("timing samples must be non-empty, finite and non-negative")
     if (n < 0).any() or np.median(b) <= 0:
-        raise ValueError("timing samples must be non-negative with a positive median")
+        raise InvalidValueError("timing samples must be non-negative with a positive median")
     ratio = float(np.median(n) / np.median(b))
     if len(b) < 2 or len(n) < 2:
         return ratio, None, None, None
@@ -227,7 +228,7 @@ def compare_runs(
     """Pair two runs' benchmarks and judge each pair (see the module docstring)."""
     check_gates(alpha, threshold)
     if not (isinstance(accuracy_drop, (int, float)) and math.isfinite(accuracy_drop) and accuracy_drop >= 0):
-        raise ValueError(f"accuracy_drop must be a finite number >= 0, got {accuracy_drop!r}")
+        raise InvalidValueError(f"accuracy_drop must be a finite number >= 0, got {accuracy_drop!r}")
     b_by = {x.key: x for x in base.benchmarks}
     n_by = {x.key: x for x in new.benchmarks}
     paired = sorted(set(b_by) & set(n_by))
@@ -284,7 +285,7 @@ def format_comparison(cmp: Comparison, *, fmt: str = "table", show_all: bool = T
     """A plain-text table (``table``) or Markdown (``md``) of the comparison; ``show_all``
     False leaves out the rows whose verdict is ``no change``."""
     if fmt not in ("table", "md"):
-        raise ValueError(f"format must be table or md, got {fmt!r}")
+        raise InvalidValueError(f"format must be table or md, got {fmt!r}")
     head = ("benchmark", "verdict", "new/base", "95% CI", "q (BH)", "metrics", "note")
     rows = [
         (c.name, c.verdict, num(c.ratio, ".3f"), f"{num(c.ci_low, '.3f')}..{num(c.ci_high, '.3f')}",

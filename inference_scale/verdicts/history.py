@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from inference_scale.errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError, InvalidValueError
 from inference_scale.verdicts.compare import rank_test, samples_verdict
 from inference_scale.verdicts.drift import reference_speed
 from inference_scale.verdicts.numbers import num
@@ -450,7 +450,7 @@ def load_history(
 def format_history(history: History, *, fmt: str = "table") -> str:
     """Each step (benchmark, commit range, segment medians, ratio, interval, q), then the summary."""
     if fmt not in ("table", "md"):
-        raise ValueError(f"format must be table or md, got {fmt!r}")
+        raise InvalidValueError(f"format must be table or md, got {fmt!r}")
     head = ("benchmark", "step", "commits", "before ms", "after ms", "ratio", "95% CI", "q (BH)")
     rows = [
         (

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from inference_scale.errors import InvalidTypeError, InvalidValueError
+
 __all__ = [
     "QParams",
     "choose_qparams",
@@ -37,7 +39,7 @@ DEFAULT_EPS = float(torch.finfo(torch.float32).eps)  # torch's observers' minimu
 def _check_bits(bits: int) -> int:
     """``bits`` as a Python int. Any integer type counts (numpy's too); bools do not."""
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not MIN_BITS <= int(bits) <= MAX_BITS:
-        raise ValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
+        raise InvalidValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
     return int(bits)
 
 
@@ -67,21 +69,21 @@ class QParams:
     def __post_init__(self) -> None:
         object.__setattr__(self, "bits", _check_bits(self.bits))
         if not isinstance(self.scale, torch.Tensor) or not isinstance(self.zero_point, torch.Tensor):
-            raise TypeError("scale and zero_point must be tensors")
+            raise InvalidTypeError("scale and zero_point must be tensors")
         want_dim = 0 if self.axis is None else 1
         if self.scale.dim() != want_dim or self.zero_point.shape != self.scale.shape:
-            raise ValueError(
+            raise InvalidValueError(
                 f"{'per-tensor' if self.axis is None else 'per-channel'} qparams need "
                 f"{want_dim}-d scale and zero_point of one shape, got {tuple(self.scale.shape)} "
                 f"and {tuple(self.zero_point.shape)}"
             )
         if not bool(torch.isfinite(self.scale).all()) or not bool((self.scale > 0).all()):
-            raise ValueError("scale must be finite and > 0")
+            raise InvalidValueError("scale must be finite and > 0")
         qmin, qmax = self.qrange
         if self.zero_point.is_floating_point() or not bool(
             ((self.zero_point >= qmin) & (self.zero_point <= qmax)).all()
         ):
-            raise ValueError(f"zero_point must be integers in [{qmin}, {qmax}]")
+            raise InvalidValueError(f"zero_point must be integers in [{qmin}, {qmax}]")
 
     @property
     def qrange(self) -> tuple[int, int]:
@@ -105,7 +107,7 @@ class QParams:
             return t
         axis = _normalize_axis(self.axis, like.dim())
         if like.shape[axis] != t.numel():
-            raise ValueError(
+            raise InvalidValueError(
                 f"per-channel qparams have {t.numel()} channels but the tensor has {like.shape[axis]} along axis {axis}"
             )
         shape = [1] * like.dim()
@@ -115,17 +117,17 @@ class QParams:
 
 def _normalize_axis(axis: int, ndim: int) -> int:
     if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis!r} is out of range for a {ndim}-d tensor (valid: {-ndim} to {ndim - 1})")
+        raise InvalidValueError(f"axis {axis!r} is out of range for a {ndim}-d tensor (valid: {-ndim} to {ndim - 1})")
     return axis % ndim
 
 
 def _check_finite(x: torch.Tensor, what: str) -> None:
     if not x.is_floating_point():
-        raise TypeError(f"{what} must be a floating-point tensor, got {x.dtype}")
+        raise InvalidTypeError(f"{what} must be a floating-point tensor, got {x.dtype}")
     if x.numel() == 0:
-        raise ValueError(f"{what} is empty: there is no range to calibrate")
+        raise InvalidValueError(f"{what} is empty: there is no range to calibrate")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{what} contains NaN or inf; quantization needs a finite range")
+        raise InvalidValueError(f"{what} contains NaN or inf; quantization needs a finite range")
 
 
 def _min_max(x: torch.Tensor, axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,16 +163,16 @@ def choose_qparams(
         _check_finite(lo, "min")
         _check_finite(hi, "max")
         if lo.shape != hi.shape or lo.dim() != (0 if axis is None else 1):
-            raise ValueError(
+            raise InvalidValueError(
                 "min and max must be scalars per tensor, or 1-d tensors of one shape per channel, "
                 f"got {tuple(lo.shape)} and {tuple(hi.shape)} with axis={axis}"
             )
         if bool((lo > hi).any()):
-            raise ValueError(f"empty range: min {lo.tolist()} is larger than max {hi.tolist()}")
+            raise InvalidValueError(f"empty range: min {lo.tolist()} is larger than max {hi.tolist()}")
     else:
-        raise ValueError("pass exactly one of a tensor x or min_max=(min, max)")
+        raise InvalidValueError("pass exactly one of a tensor x or min_max=(min, max)")
     if not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a finite positive number, got {eps!r}")
+        raise InvalidValueError(f"eps must be a finite positive number, got {eps!r}")
     qmin, qmax = quant_range(bits, signed=signed)
     lo = torch.minimum(lo, torch.zeros_like(lo))  # include 0 so it stays representable
     hi = torch.maximum(hi, torch.zeros_like(hi))
@@ -197,7 +199,7 @@ def quantize(x: torch.Tensor, qparams: QParams) -> torch.Tensor:
 def dequantize(q: torch.Tensor, qparams: QParams) -> torch.Tensor:
     """x' = (x_q - z) * s, in float32."""
     if q.is_floating_point() or q.dtype == torch.bool:
-        raise TypeError(f"dequantize needs an integer tensor, got {q.dtype}")
+        raise InvalidTypeError(f"dequantize needs an integer tensor, got {q.dtype}")
     scale = qparams._broadcast(qparams.scale, q).to(q.device)
     zero_point = qparams._broadcast(qparams.zero_point, q).to(q.device)
     return (q.to(torch.int32) - zero_point).float() * scale

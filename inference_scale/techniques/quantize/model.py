@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from inference_scale.errors import InferenceScaleError, InvalidOptionError
+from inference_scale.errors import InferenceScaleError, InvalidOptionError, InvalidTypeError, InvalidValueError
 from inference_scale.sizing import serialized_bytes
 from inference_scale.subjects.cloning import clone
 
@@ -85,7 +85,7 @@ Config = StaticInt8 | DynamicInt8 | StaticInt8FX
 def _check_bools(config: object, *names: str) -> None:
     for name in names:
         if not isinstance(getattr(config, name), bool):
-            raise TypeError(f"{type(config).__name__}.{name} must be a bool, got {getattr(config, name)!r}")
+            raise InvalidTypeError(f"{type(config).__name__}.{name} must be a bool, got {getattr(config, name)!r}")
 
 
 class QuantizationError(InferenceScaleError, ValueError):
@@ -133,7 +133,9 @@ def _batches(calibration: Iterable[Any]) -> Iterator[Batch]:
     for item in calibration:
         x = item[0] if isinstance(item, (tuple, list)) else item
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"calibration batches must be tensors or (tensor, ...) tuples, got {type(x).__name__}")
+            raise InvalidTypeError(
+                f"calibration batches must be tensors or (tensor, ...) tuples, got {type(x).__name__}"
+            )
         yield (x,)
 
 
@@ -141,7 +143,7 @@ def _structured(batches: Iterable[Any]) -> Iterator[Batch]:
     """Batches of a multi-input model: each a tuple of tensors, its positional inputs."""
     for item in batches:
         if not isinstance(item, (tuple, list)) or not item or not all(isinstance(t, torch.Tensor) for t in item):
-            raise TypeError(f"calibration_inputs must be tuples of tensors, got {type(item).__name__}")
+            raise InvalidTypeError(f"calibration_inputs must be tuples of tensors, got {type(item).__name__}")
         yield tuple(item)
 
 
@@ -355,10 +357,10 @@ def quantize_model(
     ``example_inputs`` instead: tuples of tensors, its positional arguments.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"quantize_model needs an nn.Module, got {type(model).__name__}")
+        raise InvalidTypeError(f"quantize_model needs an nn.Module, got {type(model).__name__}")
     handler = _HANDLERS.get(type(config))
     if handler is None:
-        raise TypeError(f"config must be one of {', '.join(c.__name__ for c in _HANDLERS)}, got {config!r}")
+        raise InvalidTypeError(f"config must be one of {', '.join(c.__name__ for c in _HANDLERS)}, got {config!r}")
     batches = list(_batches(calibration)) if calibration is not None else []
     if calibration_inputs is not None:
         batches += list(_structured(calibration_inputs))
@@ -368,9 +370,9 @@ def quantize_model(
             batches = [example]
         else:
             need = "calibration batches" if not isinstance(config, DynamicInt8) else "calibration or example_input"
-            raise ValueError(f"{type(config).__name__} needs {need}")
+            raise InvalidValueError(f"{type(config).__name__} needs {need}")
     shapes = {tuple(tuple(t.shape) for t in b) if len(b) > 1 else tuple(b[0].shape) for b in batches}
     if len(shapes) > 1:
-        raise ValueError(f"calibration batches must share one shape (the export shape), got {sorted(shapes)}")
+        raise InvalidValueError(f"calibration batches must share one shape (the export shape), got {sorted(shapes)}")
     work = clone(model).eval()
     return handler(work, config, batches, progress)
