@@ -165,3 +165,14 @@ def test_machine_code_is_what_gnu_as_assembles() -> None:
 def test_no_loop_runs_without_its_flags() -> None:
     assert _simd.usable_loops({}) == []
     assert set(_simd.usable_loops({"avx2": True, "fma": True})) <= {"fma256"}
+
+
+def test_on_two_threads_the_loops_also_scale_their_one_thread_figure() -> None:
+    peaks = measure_peaks(threads=2, seconds=1.0)
+    cores = peaks["theoretical"]["cores"]
+    assert peaks["threads"] == 2 and 1 <= cores <= 2
+    fp32 = peaks["measured"]["fp32"]
+    scaled = [k for k in fp32 if k.endswith(f"1-thread x {cores}")]
+    assert scaled or not _simd.usable_loops({"avx512f": True, "avx2": True, "fma": True})
+    theory = peaks["theoretical"]["fp32_gflops"]
+    assert theory is None or peaks["fp32_gflops"] <= theory
