@@ -118,7 +118,5 @@ def test_the_verdicts_wing_loads_no_torch(module: str) -> None:
 
 
 def test_every_lazy_name_of_the_package_resolves() -> None:
-    done = _fresh(
-        "import inference_scale as m; missing = [n for n in m.__all__ if not hasattr(m, n)]; print(missing)"
-    )
+    done = _fresh("import inference_scale as m; missing = [n for n in m.__all__ if not hasattr(m, n)]; print(missing)")
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

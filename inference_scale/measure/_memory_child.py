@@ -109,9 +109,16 @@ def _weights(prepared: Any) -> tuple[int, str]:
 def _measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from ..resolve import subject_from_spec
-    from ..states import Context, get_state
-    from ..suite import Options, Session, _calibration, example_input, missing_input, skip_reason
+    from inference_scale.measure.suite import (
+        Options,
+        Session,
+        calibration_batches,
+        example_input,
+        missing_input,
+        skip_reason,
+    )
+    from inference_scale.states import Context, get_state
+    from inference_scale.subjects.resolve import subject_from_spec
 
     torch.set_num_threads(args.threads)
     state = get_state(args.state)
@@ -130,7 +137,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": reason}
     x = example_input(subject, args.batch)
     ctx = Context(
-        example=x, device="cpu", calibration=_calibration(subject, args.batch, opts), macs=macs,
+        example=x, device="cpu", calibration=calibration_batches(subject, args.batch, opts), macs=macs,
         compile=opts.compile and (subject.kind != "transformer" or opts.all_int8), training=subject.training,
         name=subject.name, kind=subject.kind, threads=args.threads, input_names=subject.input_names,
     )  # fmt: skip

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .machine import cpu_flags
+from inference_scale.measure.machine import cpu_flags
 
 __all__ = ["LOOPS", "Loop", "amx_permitted", "clock_hz", "loop_rate", "machine_code", "usable_loops"]
 

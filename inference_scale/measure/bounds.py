@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InferenceScaleError
-from .machine import SECTION
+from inference_scale.errors import InferenceScaleError
+from inference_scale.measure.machine import SECTION
 
 __all__ = [
     "DTYPES",

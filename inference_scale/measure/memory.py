@@ -31,7 +31,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError
 
 __all__ = ["CHILD_MODULE", "ProbeOptionError", "child_command", "group_members", "probe_memory"]
 

@@ -38,10 +38,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import InferenceScaleError
-from . import _simd
-from .bounds import DTYPES, ops_per_cycle
-from .machine import cpu_flags, cpuinfo, host_info
+from inference_scale.errors import InferenceScaleError
+from inference_scale.measure import _simd
+from inference_scale.measure.bounds import DTYPES, ops_per_cycle
+from inference_scale.measure.machine import cpu_flags, cpuinfo, host_info
 
 __all__ = ["DEFAULT_SECONDS", "PeakOptionError", "measure_peaks"]
 

@@ -39,6 +39,7 @@ __all__ = [
     "Grid",
     "Options",
     "Session",
+    "calibration_batches",
     "make_cases",
     "measure",
     "missing_input",
@@ -179,7 +180,7 @@ def predict(model: Callable[..., Any], x: Batch, *, batch_size: int, fixed_batch
     return torch.cat(outs)
 
 
-def _calibration(subject: Subject, batch: int, opts: Options) -> tuple[Batch, ...]:
+def calibration_batches(subject: Subject, batch: int, opts: Options) -> tuple[Batch, ...]:
     """The subject's calibration inputs, else its eval inputs, else (random weights only)
     seeded random inputs. A smoke run calibrates on one batch."""
     real = subject.calibration_batch()
@@ -414,7 +415,7 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
     ctx = Context(
         example=x,
         device=opts.device,
-        calibration=_calibration(subject, case.batch, opts),
+        calibration=calibration_batches(subject, case.batch, opts),
         macs=macs,
         compile=opts.compile and not opts.smoke and (subject.kind != "transformer" or opts.all_int8),
         training=subject.training,

@@ -28,7 +28,7 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.suite import (
     Options,
     Session,
-    _calibration,
+    calibration_batches,
     example_input,
     missing_input,
     quality,
@@ -78,7 +78,7 @@ def prepare(session: Session, model: str, slug: str, batch: int, opts: Options) 
     subject, module, macs = session.model(model)
     x = example_input(subject, batch)
     ctx = Context(
-        example=x, device=opts.device, calibration=_calibration(subject, batch, opts), macs=macs,
+        example=x, device=opts.device, calibration=calibration_batches(subject, batch, opts), macs=macs,
         compile=opts.compile and (subject.kind != "transformer" or opts.all_int8), training=subject.training,
         name=subject.name, kind=subject.kind, threads=opts.threads,
     )  # fmt: skip

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import InferenceScaleError
+from inference_scale.errors import InferenceScaleError
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_QS", "TailError", "label", "min_samples", "percentiles", "reason"]
 
