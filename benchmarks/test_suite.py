@@ -73,4 +73,16 @@ IS_GRIDS = [
     Grid(("resnet50",), (PRUNE_THEN_INT8,), (1,), smoke=False),
     Grid(("lenet",), tuple(s(pct=p).slug for p in (20, 50, 90) for s in (PruneL1Masked, PruneL1)), (100,)),
     Grid(("linear-1024",), tuple(CSR(pct=p).slug for p in (90, 95, 99)), (1, 32)),
+    # Memory and cold start (a fresh process per case) and tail rounds (p90, p99) for every
+    # state of ResNet-50 and LeNet at batch 1. These grids add no case: they mark cases the
+    # grids above already hold, so the run order is theirs.
+    Grid(
+        ("resnet50",),
+        (*ARCH_STATES, Int8StaticFX().slug, *PEERS, *(PruneChannels(pct=p).slug for p in (30, 50)), PRUNE_THEN_INT8),
+        (1,),
+        smoke=False,
+        memory=True,
+        tail=True,
+    ),
+    Grid(("lenet",), (*ARCH_STATES, *RUNTIMES), (1,), smoke=False, memory=True, tail=True),
 ]

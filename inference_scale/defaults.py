@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "threshold": 0.10,  # the relative change that matters
     "accuracy_drop_points": 0.5,  # accuracy points a new run may lose before the gate fails
     "storage": ".benchmarks",  # pytest-benchmark's storage folder
+    "memory": False,  # probe each case's memory and cold start in a fresh process
+    "memory_timeout_s": 600.0,  # a probe child is killed after this (a cold inductor compile takes minutes)
+    "tail": False,  # take enough rounds for p90/p99
+    "tail_seconds": 10.0,  # the time budget of one case's tail rounds
 }
 
 # What `bench` and the plugin run for a model no grid names.

@@ -42,7 +42,7 @@ def _make(args: argparse.Namespace, make_plan: Any) -> Any:
         args.model, example=args.example, input_shape=args.input_shape, states=args.states,
         batch_sizes=args.batch_size, eval=args.eval, calibration=args.calibration, seq_len=args.seq_len,
         device=args.device, threads=args.threads, seeds=args.seeds, compile=not args.no_compile,
-        all_int8=args.all_int8,
+        all_int8=args.all_int8, memory=args.memory, tail=args.tail,
     )  # fmt: skip
 
 
@@ -87,6 +87,16 @@ def add(sub: Any) -> None:
     add_flags(p, "device", "threads", "seeds")
     p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure each case's peak RSS and cold start (load, first call) in a fresh process",
+    )
+    p.add_argument(
+        "--tail",
+        action="store_true",
+        help="take enough rounds for p90 and p99 (MLPerf LoadGen's counts), bounded in time",
+    )
     p.add_argument("--json", metavar="OUT", help="also write the run's pytest-benchmark JSON here")
     add_flags(p, "storage")  # where the run is saved
     p.set_defaults(func=run)

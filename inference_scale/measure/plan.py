@@ -142,6 +142,8 @@ def make_plan(
     compile: bool = DEFAULTS["compile"],
     all_int8: bool = DEFAULTS["all_int8"],
     reference_seconds: float = DEFAULTS["reference_seconds"],
+    memory: bool = DEFAULTS["memory"],
+    tail: bool = DEFAULTS["tail"],
     smoke: bool = False,
 ) -> Plan:
     """Check every option, then resolve and check each model (built once, its loaders run and
@@ -185,7 +187,7 @@ def make_plan(
         )
     options = Options(
         device=device, threads=threads, smoke=smoke, compile=bool(compile), all_int8=bool(all_int8),
-        cuda_events=cuda_events, seeds=seeds,
+        cuda_events=cuda_events, seeds=seeds, memory=bool(memory), tail=bool(tail),
     )  # fmt: skip
     subjects = {}
     if specs:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError
 from inference_scale.options import SHARED
 
@@ -40,6 +41,7 @@ SUITE_FILE = Path(__file__).with_name("_suite_test.py")
 REFERENCE_ENV = "INFERENCE_SCALE_REFERENCE_SECONDS"
 _PLAN = pytest.StashKey["Plan"]()
 _REFERENCE_START = pytest.StashKey[dict[str, float]]()
+_PEAKS = pytest.StashKey[dict[str, Any]]()  # this machine's measured peaks, at the session's start
 _USED = pytest.StashKey[bool]()  # whether this session runs any of the plugin's benchmarks
 _FIXTURES = ("is_case", "is_options", "is_session")
 _ENV_ERROR = pytest.StashKey[str]()  # a bad $INFERENCE_SCALE_REFERENCE_SECONDS, raised only where used
@@ -92,6 +94,11 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "help": "run the compiled states (int8-static, int8-dynamic, compile) eager: a quick look, not their speed"}),
     ("--is-all-int8", "all_int8", {"action": "store_true", "default": None,
         "help": "run inductor-compiled states (int8, compile) on transformers too (minutes per graph on a small CPU)"}),
+    ("--is-memory", "memory", {"action": "store_true", "default": None,
+        "help": "also measure each case's peak RSS and cold start (load, first call) in a fresh process"}),
+    ("--is-tail", "tail", {"action": "store_true", "default": None,
+        "help": "take enough rounds for p90 and p99 (MLPerf LoadGen's counts), at most "
+        f"{DEFAULTS['tail_seconds']:g} s a case"}),
     ("--is-reference-seconds", "reference_seconds", {"metavar": "S", "help": "seconds per reference workload "
         "(GEMM, conv) at the start and end of a timed run, to see machine drift; 0 turns it off (default 0.5, "
         f"or ${REFERENCE_ENV})"}),
@@ -185,9 +192,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(config.stash[_ENV_ERROR])
     seconds = _reference_seconds(config)
     if used and seconds > 0:
+        from inference_scale.measure.peaks import measure_peaks
         from inference_scale.measure.reference import measure_reference
 
         config.stash[_REFERENCE_START] = measure_reference(seconds=seconds)
+        # on the run's own thread count: % of peak and the lower bound are read against it
+        config.stash[_PEAKS] = measure_peaks(threads=_options(config).threads)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
@@ -198,6 +208,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     import torch
     import torchvision
 
+    from inference_scale.measure import machine
+    from inference_scale.measure.bounds import PEAKS_KEY
     from inference_scale.measure.reference import measure_reference
     from inference_scale.runtime import cpu_name
     from inference_scale.verdicts.drift import KEY
@@ -211,7 +223,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "threads": options.threads,
         "device": device,
         "cuda_device": torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None,
+        machine.KEY: machine.host_info(),  # ISA flags, cores, caches, memory: compare warns when they differ
     }
+    peaks = config.stash.get(_PEAKS, None)
+    if peaks is not None:
+        machine_info["inference_scale"][PEAKS_KEY] = peaks
     start = config.stash.get(_REFERENCE_START, None)
     if start is not None:
         # The machine's own speed at the start and end of the run: compare reads drift from it.

@@ -76,6 +76,8 @@ class Grid:
     states: tuple[str, ...]
     batches: tuple[int, ...]
     smoke: bool = True
+    memory: bool = False  # also probe each case's memory and cold start in a fresh process
+    tail: bool = False  # take enough rounds for tail percentiles (p90, p99), within a time budget
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Case:
     subject: str
     state: str
     batch: int
+    memory: bool = False
+    tail: bool = False
 
     @property
     def id(self) -> str:
@@ -100,6 +104,7 @@ def make_cases(
     states, each once however many grids name it. ``models``, ``states`` and ``batches``
     (options) narrow or replace the grids: a model no grid names gets the default states."""
     plan: dict[tuple[str, int], list[str]] = {}
+    flags: dict[tuple[str, int, str], tuple[bool, bool]] = {}  # (memory, tail): any grid that asks
     named = {s for g in grids for s in g.subjects}
     chosen = list(grids)
     if models:
@@ -111,11 +116,15 @@ def make_cases(
         for subject in grid.subjects:
             for batch in batches or grid.batches:
                 plan.setdefault((subject, batch), [])
-                plan[(subject, batch)].extend(get_state(s).slug for s in states or grid.states)
+                slugs = [get_state(s).slug for s in states or grid.states]
+                plan[(subject, batch)].extend(slugs)
+                for slug in {BASELINE, *slugs}:
+                    memory, tail = flags.get((subject, batch, slug), (False, False))
+                    flags[(subject, batch, slug)] = (memory or grid.memory, tail or grid.tail)
     cases: list[Case] = []
     for (subject, batch), slugs in plan.items():
         ordered = [BASELINE, *dict.fromkeys(s for s in slugs if s != BASELINE)]
-        cases.extend(Case(subject, s, batch) for s in ordered)
+        cases.extend(Case(subject, s, batch, *flags[(subject, batch, s)]) for s in ordered)
     return cases
 
 
@@ -133,6 +142,8 @@ class Options:
     all_int8: bool = DEFAULTS["all_int8"]
     cuda_events: int = DEFAULTS["cuda_events"]  # on CUDA, also time this many calls with CUDA events
     seeds: int = DEFAULTS["seeds"]  # states that train (kd) are applied once per seed, accuracy their mean
+    memory: bool = DEFAULTS["memory"]  # probe every case's memory and cold start (one process per case)
+    tail: bool = DEFAULTS["tail"]  # take enough rounds for p90/p99 in every case, within tail_seconds
 
 
 @dataclass
@@ -339,7 +350,9 @@ def cuda_event_seconds(run: Any, calls: int) -> list[float]:
     return times
 
 
-def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str, cuda_events: int = 0) -> Any:
+def measure(
+    benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str, cuda_events: int = 0, tail: bool = False
+) -> Any:
     """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``).
     Inside an ``inference-scale ab`` block the rounds go through the A/B round barrier, so
     they alternate with the other side's (see ``inference_scale/verdicts/ab_sync.py``). With
@@ -359,7 +372,25 @@ def measure(benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str, cu
         rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
         rounds = sync.agree_rounds(rounds)  # the same count on both sides: every round is paired
         return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
+    if tail and not disabled:
+        rounds = tail_rounds(run, max_time=float(getattr(benchmark, "_max_time", 1.0)))
+        benchmark.extra_info["tail_rounds"] = rounds
+        return benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=0)
     return benchmark(run)
+
+
+def tail_rounds(run: Any, *, max_time: float = 1.0, seconds: float = DEFAULTS["tail_seconds"]) -> int:
+    """Rounds for tail percentiles: at least what pytest-benchmark's ``max_time`` would take
+    and enough for a p99 (MLPerf LoadGen's early-stopping count,
+    :func:`~inference_scale.verdicts.tails.min_samples`) where ``seconds`` affords them, else
+    as many as it affords but never fewer than a p90 needs."""
+    from inference_scale.verdicts.tails import min_samples
+
+    start = time.perf_counter()
+    run()
+    per_call = max(time.perf_counter() - start, 1e-9)
+    p90, p99 = min_samples(90), min_samples(99)
+    return max(p90, min(max(p99, int(max_time / per_call)), int(seconds / per_call)))
 
 
 def time_prepared(
@@ -371,6 +402,7 @@ def time_prepared(
     *,
     extras: dict[str, Any] | None = None,
     group: str | None = None,
+    tail: bool = False,
 ) -> torch.Tensor:
     """The record of ``prepared`` (its facts, the run's settings, ``extras``), then its timing
     on input ``x``. The timed call's output is checked before timing (one finite row per
@@ -390,7 +422,9 @@ def time_prepared(
         runtime_version=prepared.runtime_version, state_family=get_state(prepared.slug).family,
         extras={**prepared.extras, **inputs, **(extras or {})},
     )  # fmt: skip
-    return measure(benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events)
+    return measure(
+        benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events, tail=tail or opts.tail
+    )
 
 
 def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> torch.Tensor | None:
@@ -427,13 +461,40 @@ def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> tor
     with _one_line_failure():  # export refused, runtime refused, outputs not finite: one line, no traceback
         prepared = state(model, ctx)
         extras = quality(prepared, session, subject, case.batch, opts, baseline=case.state == BASELINE)
-        out = time_prepared(benchmark, subject, prepared, x, opts, extras=extras)
+        out = time_prepared(benchmark, subject, prepared, x, opts, extras=extras, tail=case.tail)
     # The other seeds come after the timing: preparing a model can disturb one prepared before
     # it (a strict export drops dynamo's compiled code of the same class; see quantize.model).
     if "training_data" in state.needs and "accuracy" in extras and opts.seeds > 1 and not opts.smoke:
         with _one_line_failure():
             benchmark.extra_info.update(_over_seeds(state, model, ctx, extras, session, subject, case.batch, opts))
+    if (case.memory or opts.memory) and not opts.smoke:
+        benchmark.extra_info.update(memory_extras(case, opts))
     return out
+
+
+# The record fields a memory probe adds; see inference_scale.measure.memory.
+MEMORY_FIELDS = ("peak_rss_bytes", "weights_bytes_in_memory", "load_s", "first_call_s")
+
+
+def memory_extras(case: Case, opts: Options) -> dict[str, Any]:
+    """The case's memory and cold start, measured in a fresh process after its timing (so the
+    child never shares the cores with a timed call): peak RSS above the child's baseline, the
+    weights it holds, the time to load the state's artifact and of its first call. A child
+    that fails is recorded as ``memory_failed`` with its reason; the run goes on."""
+    from inference_scale.measure.memory import probe_memory
+
+    probe = probe_memory(
+        model=case.subject, state=case.state, batch=case.batch, threads=opts.threads,
+        timeout_s=DEFAULTS["memory_timeout_s"], compile=opts.compile,
+    )  # fmt: skip
+    if "failed" in probe or "skipped" in probe:
+        return {"memory_failed": str(probe.get("failed") or probe.get("skipped"))}
+    return {
+        "peak_rss_bytes": int(probe["peak_rss_bytes"]),
+        "weights_bytes_in_memory": int(probe["weights_bytes_in_memory"]),
+        "load_s": float(probe["load_seconds"]),
+        "first_call_s": float(probe["first_call_seconds"]),
+    }
 
 
 @contextlib.contextmanager
