@@ -122,9 +122,10 @@ def run_plan(
         args = [
             str(SUITE_FILE), "-c", str(ini), f"--rootdir={Path.cwd()}", "-p", "no:cacheprovider",
             "--benchmark-only", "--benchmark-autosave", "--benchmark-save-data", f"--benchmark-storage={stage}",
-            f"--benchmark-json={tmp_json}", "--benchmark-sort=name", "--benchmark-columns=median,iqr,ops,rounds",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            f"--benchmark-json={tmp_json}", "--benchmark-quiet", "-W", "ignore::pytest.PytestAssertRewriteWarning",
         ]  # fmt: skip
+        # --benchmark-quiet: pytest-benchmark would name the temporary files it writes here
+        # (deleted right after) and print its table; the caller prints the report and the saved paths.
         if quiet:
             args.append("-q")
         with _quiet_pytest_warnings():

@@ -112,5 +112,8 @@ def add_flags(parser: Any, *names: str, prefix: str = "--", **overrides: Any) ->
         flag = SHARED[name]
         kwargs = flag.kwargs(for_plugin=prefix != "--")
         kwargs.update(overrides.get(name.replace("-", "_"), {}))
-        add = parser.add_argument if hasattr(parser, "add_argument") else parser.addoption
-        add(f"{prefix}{name}", **kwargs)
+        if hasattr(parser, "add_argument"):
+            action = parser.add_argument(f"{prefix}{name}", **kwargs)
+            action.shared_flag = name  # so a test can tell a shared flag from a command's own namesake
+        else:
+            parser.addoption(f"{prefix}{name}", **kwargs)

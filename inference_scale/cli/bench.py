@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         return 2 if exc.usage else 1
     print(result.table())
     print("\n".join(fastest_lines(result.rows)))
+    if result.storage_path is not None:
+        print(f"saved run: {result.storage_path}", file=sys.stderr)
     if args.json:
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

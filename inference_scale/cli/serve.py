@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from inference_scale.cli.args import add_parser
-from inference_scale.options import POSITIVE_INT
+from inference_scale.options import add_flags
 
 __all__ = ["add", "run"]
 
@@ -79,7 +79,7 @@ def add(sub: Any) -> None:
     p.add_argument("--max-delay-ms", type=_positive_float, default=2.0, metavar="D",
                    help="longest a request waits for a batch to fill (default 2)")  # fmt: skip
     p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")
-    p.add_argument("--threads", type=POSITIVE_INT, default=1, help="intra-op threads per replica (default 1)")
+    add_flags(p, "threads")  # per replica
     p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, metavar="S",
                    help="shortest probe in seconds (default 1; every probe also runs >= 662 queries)")  # fmt: skip

@@ -15,6 +15,7 @@ The input model is never changed: each handler works on a deep copy.
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,22 @@ __all__ = [
 
 _FX_BACKENDS = ("x86", "fbgemm", "onednn", "qnnpack")
 _COMPUTE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+class _EnumPytreeNotice(logging.Filter):
+    """Drops torch's notice that torchao's Enum types need no pytree registration (torchao
+    0.18 still registers them on import, and torch 2.14 logs two lines about it): that notice
+    alone; every other record of the logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is an Enum subclass and is now natively supported" not in record.getMessage()
+
+
+def _quiet_torchao_import() -> None:
+    """Install :class:`_EnumPytreeNotice` once, before torchao is first imported."""
+    logger = logging.getLogger("torch.utils._pytree")
+    if not any(isinstance(f, _EnumPytreeNotice) for f in logger.filters):
+        logger.addFilter(_EnumPytreeNotice())
 
 
 @dataclass(frozen=True)
@@ -257,6 +274,7 @@ def _pt2e_report(model: nn.Module, converted: torch.fx.GraphModule, config: Conf
 
 
 def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[Batch], progress: bool) -> QuantizedModel:
+    _quiet_torchao_import()
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
@@ -280,6 +298,7 @@ def _static_pt2e(model: nn.Module, config: StaticInt8, batches: list[Batch], pro
 
 
 def _dynamic(model: nn.Module, config: DynamicInt8, batches: list[Batch], progress: bool) -> QuantizedModel:
+    _quiet_torchao_import()
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
