@@ -66,16 +66,21 @@ class Flag:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     plugin: bool = False
+    plugin_type: Callable[[str], Any] | None = None
 
     def kwargs(self, *, for_plugin: bool = False) -> dict[str, Any]:
+        """argparse keywords. The plugin's flag keeps only a plain type: its value is checked
+        by make_plan, whose error is one line (pytest prints an argparse error with its usage
+        and config lines)."""
         out: dict[str, Any] = {"help": self.help}
         if self.action:
             out["action"] = self.action
         else:
             out["default"] = None if for_plugin else self.default
-        for key in ("type", "choices", "metavar"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
+        checks = {"type": self.plugin_type} if for_plugin else {"type": self.type, "choices": self.choices}
+        for key, value in {**checks, "metavar": self.metavar}.items():
+            if value is not None:
+                out[key] = value
         return out
 
 
@@ -94,9 +99,9 @@ def _shared() -> dict[str, Flag]:
         Flag("device", f"device: {' or '.join(DEVICES)} (default {d['device']})", d["device"], choices=DEVICES,
              plugin=True),
         Flag("threads", f"intra-op threads, the same for every state and runtime (default {d['threads']})",
-             d["threads"], POSITIVE_INT, plugin=True),
+             d["threads"], POSITIVE_INT, plugin=True, plugin_type=int),
         Flag("seeds", f"states that train (kd) run once per seed; accuracy is the mean (default {d['seeds']})",
-             d["seeds"], POSITIVE_INT, metavar="N", plugin=True),
+             d["seeds"], POSITIVE_INT, metavar="N", plugin=True, plugin_type=int),
     ]  # fmt: skip
     return {f.name: f for f in flags}
 

@@ -9,13 +9,17 @@ import contextlib
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# Imported before any in-process pytester run, which restores sys.modules afterwards.
+import inference_scale.measure.plan  # noqa: F401
 from inference_scale.cli.main import build_parser, main
+from inference_scale.measure.plugin import REFERENCE_ENV
 from inference_scale.states import get_state
 from inference_scale.subjects.models import KINDS, list_models
 
@@ -387,6 +391,17 @@ def test_storage_with_links_and_folders(
         assert code == (0 if good else 2), err
 
 
+def test_history_skips_what_is_not_a_readable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``history`` reads a storage folder too: its links and folders are skipped, one warning
+    each in its report (before: exit 2 on the first, "Is a directory" or a raw errno)."""
+    _storage(tmp_path, ["loop", "dangling", "folder"], good=True)
+    code = main(["history", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err, err
+    warnings = [line for line in out.splitlines() if line.startswith("warning: skipping")]
+    assert len(warnings) == 3, out
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_history(paths: dict[str, str], data: st.DataObject) -> None:
@@ -439,3 +454,150 @@ def test_fuzz_serve(data: st.DataObject) -> None:
         )
     )
     _check([*base, *extra])
+
+
+# --- environment variables (issue 20) ------------------------------------------------------------
+
+
+def _valid_seconds(text: str) -> bool:
+    return _is_number(text) and 0 <= float(text) <= 60  # -0.0 is 0: a valid value would start a run
+
+
+bad_seconds = st.one_of(
+    not_numbers, nan_inf, negative(), floats_outside(0, 60), st.sampled_from(["1e9", "-1", ""])
+).filter(lambda v: not _valid_seconds(v))
+
+
+@FUZZ
+@given(bad_seconds)
+def test_bench_refuses_a_bad_reference_seconds_variable(value: str) -> None:
+    """bench reads $INFERENCE_SCALE_REFERENCE_SECONDS as the plugin does: a bad value is one line
+    naming the variable (not a flag bench does not have), before any model is built."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(REFERENCE_ENV, value)
+        code, err = _run(["bench", "lenet", "--states", "fp32", "--batch-size", "1"])
+    assert "Traceback" not in err and code == 2, (value, code, err)
+    assert len(err.strip().splitlines()) == 1 and REFERENCE_ENV in err and "reference-seconds" not in err, (value, err)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "1e9"])
+def test_reference_seconds_variable_in_pytest_sessions(
+    value: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unrelated session is unaffected by a bad value; a session that runs the plugin's
+    benchmarks is a usage error (exit 4) naming the variable, and the flag's own value is named
+    as the flag. No traceback, no INTERNALERROR."""
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    monkeypatch.setenv(REFERENCE_ENV, value)
+    runs = {
+        "plain": ([], pytest.ExitCode.OK, None),
+        "plugin": (["--is-model", "lenet", "--is-states", "fp32", "--collect-only"], pytest.ExitCode.USAGE_ERROR,
+                   REFERENCE_ENV),
+        "flag": (["--is-reference-seconds", value, "--is-model", "lenet", "--collect-only"],
+                 pytest.ExitCode.USAGE_ERROR, "--is-reference-seconds"),
+    }  # fmt: skip
+    for what, (args, want, named) in runs.items():
+        if what == "flag":
+            monkeypatch.delenv(REFERENCE_ENV)
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", *args)
+        text = result.stdout.str() + result.stderr.str()
+        assert result.ret == want, (what, value, text)
+        assert "Traceback" not in text and "INTERNALERROR" not in text, (what, value, text)
+        if named:
+            assert named in result.stderr.str(), (what, value, text)
+            assert what == "flag" or "--is-reference-seconds" not in result.stderr.str(), (what, text)
+
+
+# --- factories that exit, recurse or are a CLI (issue 20) ----------------------------------------
+
+FACTORIES = """
+import sys
+
+import torch
+
+
+def build(*_):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4)).eval()
+
+
+def exits(*_):
+    sys.exit(3)
+
+
+def exits_zero(*_):
+    sys.exit(0)
+
+
+def gives_up(*_):
+    raise SystemExit("factory gave up")
+
+
+def bare(*_):
+    raise SystemExit
+
+
+def recurse(*_):
+    return recurse()
+
+
+def loud(*_):
+    print("usage: something\\n" * 100, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.fixture(scope="module")
+def factories(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("factories")
+    (root / "fuzz_factories.py").write_text(FACTORIES)
+    (root / "fuzz_exits_on_import.py").write_text("import sys\n\nsys.exit(3)\n\n\ndef build():\n    pass\n")
+    return root
+
+
+BAD_FACTORIES = [f"fuzz_factories:{f}" for f in ("exits", "exits_zero", "gives_up", "bare", "recurse", "loud")]
+BAD_FACTORIES += ["fuzz_exits_on_import:build", "inference_scale.cli.main:main"]
+GOOD = ["fuzz_factories:build", "--input-shape", "3,2,2"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[spec, "--input-shape", "3,2,2"] for spec in BAD_FACTORIES]
+    + [[*GOOD, "--eval", spec] for spec in BAD_FACTORIES[:5]]
+    + [[*GOOD, "--calibration", spec, "--states", "int8-static"] for spec in BAD_FACTORIES[:5:2]]
+    + [["fuzz_factories:build", "--example", spec] for spec in BAD_FACTORIES[:5:2]],
+    ids=lambda argv: "-".join(a.lstrip("-") for a in argv if ":" in a or a in ("--eval", "--calibration", "--example")),
+)
+def test_a_factory_that_exits_is_one_line(
+    argv: list[str], factories: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's callable (MODEL, --eval, --calibration, --example) that exits (any code, 0
+    included), recurses without end, or is a CLI's main: exit 2, one line naming it, nothing
+    on stdout (b2f5f3a: sys.exit(3) ended bench with exit 3 and no word; the CLI as MODEL
+    printed 190 lines)."""
+    monkeypatch.syspath_prepend(str(factories))
+    # main() with no argv reads sys.argv: the user's own command line, as from a shell
+    monkeypatch.setattr(sys, "argv", ["inference-scale", "bench", *argv])
+    stdout = sys.stdout
+    try:
+        code = main(["bench", *argv])
+    except SystemExit as exc:  # what the old code let through
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and code == 2, (argv, code, err)
+    spec = next(a for a in argv[1:] + argv[:1] if a in BAD_FACTORIES)
+    assert len(err.strip().splitlines()) == 1 and spec in err, (argv, err)
+    assert out == "" and sys.stdout is stdout, (argv, out)  # nothing printed, no redirect left behind
+
+
+@pytest.mark.parametrize("spec", ["fuzz_factories:exits", "fuzz_factories:recurse", "fuzz_exits_on_import:build"])
+def test_a_factory_that_exits_is_a_usage_error_under_pytest(
+    spec: str, factories: Path, pytester: pytest.Pytester
+) -> None:
+    pytester.syspathinsert(factories)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--collect-only", "--is-model", spec, "--is-input-shape", "3,2,2",
+        "--is-states", "fp32", "--is-reference-seconds", "0",
+    )  # fmt: skip
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert spec in result.stderr.str() and "Traceback" not in text and "INTERNALERROR" not in text, text

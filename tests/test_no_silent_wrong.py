@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -224,6 +225,27 @@ def test_a_truncated_bitmask_or_short_values_fail_in_one_line(edit: Any, message
         load_sparse(path, model=get_model("lenet"))
 
 
+def _cut_consistently(entry: dict[str, Any]) -> None:
+    """The mask cut to its first byte and the values to that byte's set bits: nothing to
+    broadcast wrongly, so only a length check sees the damage."""
+    mask = entry["mask"][:1]
+    entry.update(mask=mask, values=entry["values"][: int(np.unpackbits(mask.numpy()).sum())])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(_cut_consistently, "bitmask has 1 bytes"), (lambda e: e.update(values=e["values"][:1]), "values are stored")],
+)  # fmt: skip
+def test_a_damaged_bitmask_never_loads_as_zeros_or_one_repeated_value(edit: Any, message: str, tmp_path: Path) -> None:
+    # item 8: b2f5f3a loaded both: the first as zeros past byte 1, the second with one value broadcast
+    model = prune_global(get_model("lenet"), 0.3)
+    path = tmp_path / "m.sparse"
+    save_sparse(model, path)
+    _damage(path, edit)
+    with pytest.raises(SparseFileError, match=message):
+        load_sparse(path, model=get_model("lenet"))
+
+
 # --- item 9: distillation temperature bounded, NaN losses fail -----------------------------------
 
 
@@ -322,6 +344,14 @@ def test_ab_quotes_pytest_for_a_missing_path_and_leaves_no_empty_folder(
     assert "inference-scale-ab-" not in err  # not a temporary worktree that is already gone
     assert list((repo / "out").iterdir()) == []  # the failed run's <stamp>/ folder is removed
     assert len(_git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_a_failed_ab_leaves_no_empty_stamp_folder(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # item 12: b2f5f3a left <out>/<stamp>/ behind after every failed ab (here: nothing to time)
+    (repo / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    code, _, err = _cli(["ab", "--aa", "--out", "out", "--block-time", "0.05", "--", "test_plain.py"], capsys)
+    assert code == 2, err
+    assert not (repo / "out").exists() or list((repo / "out").iterdir()) == []
 
 
 def test_sigterm_to_ab_removes_its_worktree_and_temp_folders(repo: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 # Imported before any in-process pytester run, which restores sys.modules afterwards.
 from inference_scale.cli.main import main
@@ -198,3 +199,40 @@ def test_the_cache_falls_back_when_its_folder_cannot_be_made(tmp_path: Path, mon
     monkeypatch.setattr(trained, "CACHE_DIR", blocker / "cache")
     fallback = trained.cache_dir()
     assert fallback != blocker / "cache" and os.access(fallback.parent, os.W_OK)
+
+
+def test_every_case_skipped_is_said_with_the_reasons(
+    user: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # item 22: before, a run where every case skipped ended in "cannot read" a temporary run.json
+    import inference_scale.suite as suite
+
+    monkeypatch.setattr(suite, "skip_reason", lambda *_args: "not on this test machine")
+    out = user / "out.json"
+    code = main([*BASE, "--states", "fp32", "--json", str(out), "--storage", str(user / "store")])
+    err = capsys.readouterr().err
+    assert code == 1 and "every case skipped" in err and "not on this test machine" in err, err
+    assert "cannot read" not in err and "Traceback" not in err and not out.exists()
+
+
+def test_a_run_from_a_folder_where_the_cache_cannot_be_made_still_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # item 17: before, a run where .cache/inference-scale cannot be made (a read-only folder;
+    # here, as root, a file named .cache) trained LeNet, then failed writing its cache
+    from inference_scale import trained
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".cache").write_text("a file, not a folder")
+    fallback = tmp_path / "tmp"
+    fallback.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(fallback))
+    monkeypatch.setattr(trained, "train", lambda model, *_args, **_kwargs: model)  # the write is the point
+    trained.trained_model.cache_clear()
+    try:
+        model = trained.trained_model("lenet")
+    finally:
+        trained.trained_model.cache_clear()
+    assert isinstance(model, torch.nn.Module)
+    assert (tmp_path / ".cache").read_text() == "a file, not a folder"
+    assert [p.suffix for p in fallback.rglob("*.pt")] == [".pt"]

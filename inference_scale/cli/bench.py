@@ -4,6 +4,7 @@ plugin's suite (the same cases, runner and record as ``pytest --is-model ...``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -31,18 +32,34 @@ def _plan(args: argparse.Namespace) -> Any:
     from inference_scale.measure.plugin import FLAGS
 
     flags = {key: "MODEL" if key == "models" else flag.replace("--is-", "--") for key, flag in FLAGS.items()}
+    seconds = _reference_seconds()  # outside the try: bench has no flag of its own to name
     try:
-        return _make(args, make_plan)
+        return _make(args, make_plan, seconds)
     except PlanError as exc:
         raise PlanError(flagged(exc, flags)) from None
 
 
-def _make(args: argparse.Namespace, make_plan: Any) -> Any:
+def _reference_seconds() -> dict[str, float]:
+    """``$INFERENCE_SCALE_REFERENCE_SECONDS``, as the plugin reads it where no flag is given;
+    a bad value is a one-line error naming the variable."""
+    from inference_scale.measure.plan import PlanError, check_reference_seconds
+    from inference_scale.measure.plugin import REFERENCE_ENV
+
+    value = os.environ.get(REFERENCE_ENV)
+    if value is None:
+        return {}
+    try:
+        return {"reference_seconds": check_reference_seconds(value, what=REFERENCE_ENV)}
+    except PlanError as exc:
+        raise PlanError(str(exc)) from None  # without its option: no bench flag carried it
+
+
+def _make(args: argparse.Namespace, make_plan: Any, seconds: dict[str, float]) -> Any:
     return make_plan(
         args.model, example=args.example, input_shape=args.input_shape, states=args.states,
         batch_sizes=args.batch_size, eval=args.eval, calibration=args.calibration, seq_len=args.seq_len,
         device=args.device, threads=args.threads, seeds=args.seeds, compile=not args.no_compile,
-        all_int8=args.all_int8, memory=args.memory, tail=args.tail,
+        all_int8=args.all_int8, memory=args.memory, tail=args.tail, **seconds,
     )  # fmt: skip
 
 

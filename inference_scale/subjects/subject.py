@@ -133,7 +133,7 @@ def resolve_object(spec: str, *, what: str) -> Any:
         raise SubjectError(
             f"{what} {spec!r}: no module named {exc.name!r} (is its folder on PYTHONPATH, or the package installed?)"
         ) from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a module that exits on import is bad input, not our exit
         raise SubjectError(f"{what} {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):

@@ -56,7 +56,7 @@ from inference_scale.verdicts.compare import rank_test, samples_verdict
 from inference_scale.verdicts.drift import reference_speed
 from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD, check_gates
-from inference_scale.verdicts.runs import Run, load_run
+from inference_scale.verdicts.runs import Run, load_run, unreadable
 
 __all__ = [
     "HAMPEL_HALF",
@@ -155,15 +155,27 @@ class History:
         return 1 if self.regressed else 0
 
 
-def machines(storage: Path) -> dict[str, list[Path]]:
+def machines(storage: Path, warn: Callable[[str], None] = lambda _: None) -> dict[str, list[Path]]:
     """The saved runs under ``storage`` by machine folder (pytest-benchmark's layout,
     ``STORAGE/<machine>/NNNN_*.json``); JSON files directly in ``storage`` count as one
-    machine named after the folder."""
+    machine named after the folder. Entries that are not readable files (link loops, dangling
+    links, folders named ``*.json``) are skipped, each with one line to ``warn``."""
     if not storage.is_dir():
         raise HistoryError(f"storage {storage} is not a folder (give the --benchmark-storage folder, e.g. .benchmarks)")
-    found = {p.name: sorted(p.glob("*.json")) for p in sorted(storage.iterdir()) if p.is_dir()}
+
+    def readable(folder: Path) -> list[Path]:
+        out = []
+        for path in sorted(folder.glob("*.json")):
+            why = unreadable(path)
+            if why is None:
+                out.append(path)
+            else:
+                warn(f"skipping {path}: {why}")
+        return out
+
+    found = {p.name: readable(p) for p in sorted(storage.iterdir()) if p.is_dir()}
     found = {k: v for k, v in found.items() if v}
-    direct = sorted(storage.glob("*.json"))
+    direct = readable(storage)
     if direct:
         found[storage.name or "."] = direct
     return found
@@ -370,7 +382,8 @@ def load_history(
     if stat not in STATS:
         raise HistoryError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
     folder = Path(storage)
-    found = machines(folder)
+    skipped: list[str] = []
+    found = machines(folder, skipped.append)
     if not found:
         raise HistoryError(f"no saved runs under {folder}/ (save them with --benchmark-autosave --benchmark-save-data)")
     if machine is None and len(found) > 1:
@@ -391,6 +404,7 @@ def load_history(
             raise HistoryError(f"no run of {name} is from {since} or later")
     runs = [r for r, _ in ordered]
     history = History(name, [], [], False, stat, threshold, alpha)
+    history.warnings += skipped
     history.runs = [
         RunInfo(r.path, _commit(r), (w.isoformat() if w else "-"), str(r.commit_info.get("subject", "")))
         for r, w in ordered

@@ -38,7 +38,7 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.record import InvalidRecordError, validate_extra_info
 from inference_scale.slugs import canonical_slug
 
-__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run"]
+__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run", "unreadable"]
 
 
 class BadRunError(InferenceScaleError, ValueError):
@@ -80,7 +80,7 @@ class Run:
     datetime: str | None = None
 
 
-def _unreadable(path: Path) -> str | None:
+def unreadable(path: Path) -> str | None:
     """Why ``path`` is not a readable regular file (a link loop, a dangling link, a folder), or None."""
     try:
         st = path.stat()  # follows links: a loop is ELOOP, a dangling link ENOENT
@@ -100,7 +100,7 @@ def _saved_runs(storage: Path, warn: Callable[[str], None]) -> list[Path]:
     """The readable JSON files under ``storage/*/``; every other entry is skipped with a warning."""
     saved = []
     for path in sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p))):
-        why = _unreadable(path)
+        why = unreadable(path)
         if why is None:
             saved.append(path)
         else:
