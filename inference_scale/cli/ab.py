@@ -39,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold, block_time=args.block_time, out_dir=Path(args.out),
     )  # fmt: skip
     result = run_ab(cfg, aa=args.aa, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.strict and result.isa:
+        from inference_scale.verdicts.compare import IsaMismatchError
+
+        raise IsaMismatchError(
+            f"A and B recorded CPUs whose ISA flags differ: {result.isa}; --strict refuses the verdicts "
+            f"(the blocks are saved under {result.files[0].parent})"
+        )
     print(format_ab(result))
     print(f"saved {len(result.files)} pytest-benchmark JSON files under {result.files[0].parent}", file=sys.stderr)
     return result.exit_code(strict=args.strict, allow_missing=args.allow_missing)

@@ -13,12 +13,14 @@ __all__ = ["add", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_scale.verdicts.compare import compare_runs, format_comparison
+    from inference_scale.verdicts.compare import check_isa, compare_runs, format_comparison
     from inference_scale.verdicts.runs import find_run, load_run
 
     storage = Path(args.storage)
     base = load_run(find_run(args.base, storage=storage))
     new = load_run(find_run(args.new, storage=storage))
+    if args.strict:  # runs whose CPUs differ in ISA ran different kernels: refused in one line
+        check_isa(base, new)
     result = compare_runs(
         base, new, alpha=args.alpha, threshold=args.threshold, accuracy_drop=args.accuracy_drop / 100,
         normalize=args.normalize,
@@ -36,7 +38,8 @@ def add(sub: Any) -> None:
             "Compare two pytest-benchmark runs. Verdicts: slower, faster, no change, undecided. Exit 0: nothing "
             "regressed; 1: a benchmark is slower, a metric regressed, a base benchmark is missing (unless "
             "--allow-missing) or, with --strict, a verdict is undecided; 2: bad input (unreadable runs, NaN or "
-            "negative rounds, nothing paired)."
+            "negative rounds, nothing paired) or, with --strict, runs from CPUs whose ISA flags differ (without "
+            "--strict, a warning names the flags)."
         ),
     )
     p.add_argument("base", help="baseline run: JSON file or saved id such as 0001")

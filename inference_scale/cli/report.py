@@ -1,4 +1,5 @@
-"""``inference-scale report``: a table (and plots, and an HTML page) of saved benchmark runs."""
+"""``inference-scale report``: a table (and plots, and an HTML page) of saved benchmark runs,
+each under its host line, with notes and warnings beneath (:func:`.report.format_report`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __all__ = ["add", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_scale.reporting.report import fastest_lines, format_rows, rows_from_run
+    from inference_scale.reporting.report import format_report, rows_from_run
     from inference_scale.verdicts.runs import BadRunError, find_run, load_run
 
     if args.plot:
@@ -26,16 +27,15 @@ def run(args: argparse.Namespace) -> int:
     specs = args.runs or [None]
     # Every run is read and checked before anything is printed or written.
     loaded = [
-        (run.path, rows_from_run(run)) for run in (load_run(find_run(s, storage=Path(args.storage))) for s in specs)
+        (saved, rows_from_run(saved)) for saved in (load_run(find_run(s, storage=Path(args.storage))) for s in specs)
     ]
     if args.plot and not any(r.params is not None for _, rows in loaded for r in rows):
         raise BadRunError("--plot: no benchmark carries an inference-scale record (params, bytes), so there is no plot")
-    for path, rows in loaded:
-        if args.format == "table":
-            print(f"run: {path}")
-        print(format_rows(rows, args.format))
-        if args.format == "table":
-            print("\n".join(fastest_lines(rows)))
+    for saved, rows in loaded:
+        text, warnings = format_report(saved, rows, args.format)
+        print(text)
+        for line in warnings:
+            print(line, file=sys.stderr)
         if args.plot:
             from inference_scale.reporting.plots import plot_rows
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from inference_scale.reporting.html_report import write_html
 
-        write_html(Path(args.html), [path for path, _ in loaded], storage=Path(args.storage))
+        write_html(Path(args.html), [saved.path for saved, _ in loaded], storage=Path(args.storage))
         print(f"wrote {args.html}", file=sys.stderr)
     return 0
 

@@ -52,6 +52,7 @@ from scipy import stats
 from inference_scale.errors import InferenceScaleError
 from inference_scale.verdicts import ab_sync
 from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV, PLUGIN
+from inference_scale.verdicts.compare import isa_mismatch
 from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD, VERDICTS, gate_exit_code, judge
 from inference_scale.verdicts.runs import BadRunError, load_run
@@ -141,6 +142,7 @@ class ABResult:
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     aa: bool = False
+    isa: str | None = None  # the ISA flags that differ between A's and B's recorded machine, if any
 
     def count(self, verdict: str) -> int:
         return sum(r.verdict == verdict for r in self.rows)
@@ -423,6 +425,7 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
         finally:
             shutil.rmtree(plugin_dir, ignore_errors=True)
         judged.files, judged.aa = result.files, aa
+        judged.isa = _isa_between(result.files)
         judged.seconds = time.perf_counter() - start
         done = True
         return judged
@@ -436,6 +439,18 @@ def run_ab(cfg: ABConfig, *, aa: bool = False, log: Callable[[str], None] | None
             subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", str(worktree / "base")],
                            capture_output=True)  # fmt: skip
             shutil.rmtree(worktree, ignore_errors=True)
+
+
+def _isa_between(files: Sequence[Path]) -> str | None:
+    """The ISA flags that differ between the first A and B blocks' ``machine_info`` (one host
+    runs both, so a difference means a side recorded its machine wrongly); None otherwise."""
+    if len(files) < 2:
+        return None
+    try:
+        a, b = load_run(files[0]), load_run(files[1])
+    except BadRunError:
+        return None
+    return isa_mismatch(a.machine_info, b.machine_info, base="A", new="B")
 
 
 def format_ab(result: ABResult) -> str:
@@ -455,6 +470,10 @@ def format_ab(result: ABResult) -> str:
         lines.append(
             f"A/A: between-block CV up to {worst.cv:.2%} ({worst.name}); a threshold below "
             f"{worst.supported_threshold:.1%} (3 x CV) would flag this machine's own noise"
+        )
+    if result.isa:
+        lines.append(
+            f"warning: ISA flags differ between A and B: {result.isa}; different kernels ran (--strict refuses)"
         )
     counts = ", ".join(f"{result.count(v)} {v}" for v in VERDICTS)
     blocks = len(result.files) // 2

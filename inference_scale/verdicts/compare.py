@@ -24,6 +24,11 @@ pair ``undecided``: a gate that cannot be checked is never passed.
 
 The runs' reference workloads (:mod:`inference_scale.measure.reference`) show whether the machine itself
 changed speed; ``normalize`` divides that change out of the new run's timings.
+
+Runs from CPUs that differ in the instruction sets that decide kernels (:data:`.machine.ISA_FLAGS`:
+AVX-512, VNNI, AMX, ...) run different code for the same state: the same int8 state measured
+4.69x over fp32 with AVX512-VNNI and 2.05x without. Such a pair is warned about, naming the
+flags; :func:`check_isa` refuses it (``compare --strict``: exit 2).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import numpy as np
 from scipy import stats
 
 from inference_scale.defaults import DEFAULTS
-from inference_scale.errors import InvalidValueError
+from inference_scale.errors import InferenceScaleError, InvalidValueError
+from inference_scale.measure.machine import isa_differences, isa_flags
 from inference_scale.verdicts.drift import drift
 from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.rule import (
@@ -54,10 +60,13 @@ from inference_scale.verdicts.runs import BadRunError, Bench, Run
 __all__ = [
     "Change",
     "Comparison",
+    "IsaMismatchError",
     "NothingPairedError",
+    "check_isa",
     "compare_runs",
     "compare_samples",
     "format_comparison",
+    "isa_mismatch",
     "min_p_value",
     "rank_test",
     "samples_verdict",
@@ -66,6 +75,36 @@ __all__ = [
 
 class NothingPairedError(BadRunError):
     """No benchmark of the base run has a namesake in the new run."""
+
+
+class IsaMismatchError(InferenceScaleError, ValueError):
+    """Base and new ran on CPUs that differ in a kernel-deciding ISA flag (``--strict``)."""
+
+
+def isa_mismatch(base_info: object, new_info: object, *, base: str = "base", new: str = "new") -> str | None:
+    """``avx512_vnni (base yes, new no), amx_int8 (base yes, new no)``: the ISA flags that
+    differ between two runs' ``machine_info``, each with its value on both sides; None when
+    none differs or either run did not record its ISA (every run before the record had it)."""
+    flags = isa_differences(base_info, new_info)
+    if not flags:
+        return None
+    b, n = isa_flags(base_info) or {}, isa_flags(new_info) or {}
+
+    def yes(value: bool) -> str:
+        return "yes" if value else "no"
+
+    return ", ".join(f"{f} ({base} {yes(b[f])}, {new} {yes(n[f])})" for f in flags)
+
+
+def check_isa(base: Run, new: Run) -> None:
+    """Raise :class:`IsaMismatchError`, in one line naming the flags, when the runs' CPUs differ
+    in ISA: different kernels ran, so a verdict on their timings would compare machines."""
+    found = isa_mismatch(base.machine_info, new.machine_info)
+    if found:
+        raise IsaMismatchError(
+            f"{base.path} and {new.path} ran on CPUs whose ISA flags differ: {found}; different kernels ran, "
+            "so --strict refuses to compare them"
+        )
 
 
 @dataclass(frozen=True)
@@ -213,6 +252,9 @@ def _machine_warnings(base: Run, new: Run) -> list[str]:
         b = sn.get(key) if isinstance(sn, dict) else None
         if a != b:
             out.append(f"machine_info {section}.{key} differs: {a!r} vs {b!r}; timings may not be comparable")
+    isa = isa_mismatch(base.machine_info, new.machine_info)
+    if isa:
+        out.append(f"ISA flags differ between base and new: {isa}; different kernels ran (--strict refuses)")
     return out
 
 
