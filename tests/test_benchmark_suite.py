@@ -14,6 +14,8 @@ import pytest
 
 # Imported before any in-process pytester run, which restores sys.modules afterwards: torch's
 # extensions and operator libraries cannot be loaded a second time in one process.
+import torch  # noqa: F401
+
 from inference_scale.measure.record import validate_extra_info
 
 ROOT = Path(__file__).resolve().parents[1]
