@@ -318,7 +318,10 @@ def _cold(row: Row) -> str:
     """``load+first`` in ms (``812+45.3``); ``-`` where the probe recorded neither."""
     if row.load_s is None and row.first_call_s is None:
         return "-"
-    return f"{_ms(row.load_s, '.3g')}+{_ms(row.first_call_s, '.3g')}"
+    def short(seconds: float | None) -> str:  # 1480 rather than 1.48e+03
+        return _ms(seconds, ".0f" if seconds is not None and seconds >= 0.1 else ".3g")
+
+    return f"{short(row.load_s)}+{short(row.first_call_s)}"
 
 
 def _cells(row: Row) -> list[str]:
