@@ -160,7 +160,7 @@ def test_bad_input_is_one_line(
         (two / machine / "0001_x.json").write_text(json.dumps(_layout_25()))
     _one_line_error(["history", str(two)], capsys, "--machine (m1, m2)")
     _one_line_error(["history", str(two), "--machine", "m3"], capsys, "valid choices: m1, m2")
-    for bad in ("0", "-0.1"):
+    for bad in ("-0.1", "nan"):  # the shared --threshold: a finite number >= 0, as in compare and ab
         with pytest.raises(SystemExit) as exc:
             main(["history", str(storage), "--threshold", bad])
         assert exc.value.code == 2

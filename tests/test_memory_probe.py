@@ -62,7 +62,7 @@ def test_peak_rss_agrees_with_time_v(state: str) -> None:
     if state != "fp32":
         return
     # LeNet's parameters, as counted from the model itself
-    from inference_scale.models import get_model
+    from inference_scale.subjects.models import get_model
 
     lenet = get_model("lenet")
     tensors = [*lenet.parameters(), *lenet.buffers()]

@@ -205,7 +205,7 @@ def test_every_case_skipped_is_said_with_the_reasons(
     user: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # item 22: before, a run where every case skipped ended in "cannot read" a temporary run.json
-    import inference_scale.suite as suite
+    import inference_scale.measure.suite as suite
 
     monkeypatch.setattr(suite, "skip_reason", lambda *_args: "not on this test machine")
     out = user / "out.json"
@@ -220,7 +220,7 @@ def test_a_run_from_a_folder_where_the_cache_cannot_be_made_still_caches(
 ) -> None:
     # item 17: before, a run where .cache/inference-scale cannot be made (a read-only folder;
     # here, as root, a file named .cache) trained LeNet, then failed writing its cache
-    from inference_scale import trained
+    from inference_scale.subjects import trained
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".cache").write_text("a file, not a folder")

@@ -318,6 +318,7 @@ def _cold(row: Row) -> str:
     """``load+first`` in ms (``812+45.3``); ``-`` where the probe recorded neither."""
     if row.load_s is None and row.first_call_s is None:
         return "-"
+
     def short(seconds: float | None) -> str:  # 1480 rather than 1.48e+03
         return _ms(seconds, ".0f" if seconds is not None and seconds >= 0.1 else ".3g")
 

@@ -22,7 +22,8 @@ Metrics from this project's record are gated by direction: ``bytes`` or ``macs``
 accuracy the base measured and the new run lacks (or holds as a non-finite number) makes the
 pair ``undecided``: a gate that cannot be checked is never passed.
 
-The runs' reference workloads (:mod:`inference_scale.measure.reference`) show whether the machine itself
+The runs' reference workloads (:mod:`inference_scale.measure.reference`, read by
+:mod:`inference_scale.verdicts.drift`) show whether the machine itself
 changed speed; ``normalize`` divides that change out of the new run's timings.
 
 Runs from CPUs that differ in the instruction sets that decide kernels (:data:`.machine.ISA_FLAGS`:
