@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 # Imported before any in-process pytester run, which restores sys.modules afterwards.
 import inference_scale.measure.plan  # noqa: F401
 from inference_scale.cli.main import build_parser, main
+from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.plugin import REFERENCE_ENV
 from inference_scale.states import get_state
 from inference_scale.subjects.models import KINDS, list_models
@@ -104,6 +105,11 @@ def _check(argv: list[str]) -> None:
     assert err.strip(), argv
     if not err.startswith("usage:"):
         assert len(err.strip().splitlines()) == 1, (argv, err)
+        # the one error rule: exit 2 past argparse is an InferenceScaleError and nothing else
+        # (--debug re-raises what main caught)
+        quiet = (contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()))
+        with quiet[0], quiet[1], pytest.raises(InferenceScaleError):
+            main(["--debug", *argv])
 
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -110,7 +110,11 @@ def _fresh(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("module", [f"{PKG}.verdicts", f"{PKG}.verdicts.runs", f"{PKG}.verdicts.compare"])
+@pytest.mark.parametrize(
+    "module",
+    [f"{PKG}.verdicts", f"{PKG}.verdicts.runs", f"{PKG}.verdicts.compare", f"{PKG}.verdicts.history",
+     f"{PKG}.verdicts.ab", f"{PKG}.reporting.report", f"{PKG}.reporting.advice", f"{PKG}.slugs"],
+)  # fmt: skip
 def test_the_verdicts_wing_loads_no_torch(module: str) -> None:
     done = _fresh(f"import sys, {module}; print('torch' in sys.modules)")
     assert done.returncode == 0, done.stderr
