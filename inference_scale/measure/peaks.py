@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.measure import _simd
 from inference_scale.measure.bounds import DTYPES, ops_per_cycle
 from inference_scale.measure.machine import cpu_flags, cpuinfo, host_info
+from inference_scale.runtime import threads as intra_op_threads
 
 __all__ = ["DEFAULT_SECONDS", "PeakOptionError", "measure_peaks"]
 
@@ -60,16 +61,6 @@ _UNIT = {"fp32": "fp32_gflops", "bf16": "bf16_gflops", "int8": "int8_gops"}
 
 class PeakOptionError(InferenceScaleError, ValueError):
     """A thread count, time budget or array size that is not a positive number."""
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _best(fn: Callable[[], object], work: float, seconds: float) -> float:
@@ -268,7 +259,7 @@ def measure_peaks(
     loop_rates = _measure_loops(loops, threads=threads, cores=theoretical["cores"], seconds=loop_share)
     measured: dict[str, dict[str, float | None]] = {}
     skipped: dict[str, str] = {}
-    with _threads(threads):
+    with intra_op_threads(threads):
         sets = {
             "fp32": _float_paths(torch.float32, gen),
             "bf16": _float_paths(torch.bfloat16, gen),

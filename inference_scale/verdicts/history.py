@@ -56,7 +56,7 @@ from inference_scale.verdicts.compare import rank_test, samples_verdict
 from inference_scale.verdicts.drift import reference_speed
 from inference_scale.verdicts.numbers import num
 from inference_scale.verdicts.rule import DEFAULT_ALPHA, DEFAULT_THRESHOLD, check_gates
-from inference_scale.verdicts.runs import Run, load_run, unreadable
+from inference_scale.verdicts.runs import Run, load_run, readable_files
 
 __all__ = [
     "HAMPEL_HALF",
@@ -164,14 +164,7 @@ def machines(storage: Path, warn: Callable[[str], None] = lambda _: None) -> dic
         raise HistoryError(f"storage {storage} is not a folder (give the --benchmark-storage folder, e.g. .benchmarks)")
 
     def readable(folder: Path) -> list[Path]:
-        out = []
-        for path in sorted(folder.glob("*.json")):
-            why = unreadable(path)
-            if why is None:
-                out.append(path)
-            else:
-                warn(f"skipping {path}: {why}")
-        return out
+        return readable_files(sorted(folder.glob("*.json")), warn)
 
     found = {p.name: readable(p) for p in sorted(storage.iterdir()) if p.is_dir()}
     found = {k: v for k, v in found.items() if v}

@@ -28,7 +28,7 @@ import os
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG as stat_is_file
@@ -38,7 +38,7 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.record import InvalidRecordError, validate_extra_info
 from inference_scale.slugs import canonical_slug
 
-__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run", "unreadable"]
+__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run", "readable_files", "unreadable"]
 
 
 class BadRunError(InferenceScaleError, ValueError):
@@ -96,16 +96,21 @@ def unreadable(path: Path) -> str | None:
     return None
 
 
-def _saved_runs(storage: Path, warn: Callable[[str], None]) -> list[Path]:
-    """The readable JSON files under ``storage/*/``; every other entry is skipped with a warning."""
-    saved = []
-    for path in sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p))):
+def readable_files(paths: Iterable[Path], warn: Callable[[str], None]) -> list[Path]:
+    """``paths`` that are readable files, in order; every other entry is skipped with a warning."""
+    out = []
+    for path in paths:
         why = unreadable(path)
         if why is None:
-            saved.append(path)
+            out.append(path)
         else:
             warn(f"skipping {path}: {why}")
-    return saved
+    return out
+
+
+def _saved_runs(storage: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The readable JSON files under ``storage/*/``; every other entry is skipped with a warning."""
+    return readable_files(sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p))), warn)
 
 
 def _stderr(message: str) -> None:
