@@ -39,6 +39,7 @@ __all__ = [
     "count_macs_on",
     "count_params",
     "gzip_bytes",
+    "linear_nonzero_macs_on",
     "sdpa_macs",
     "serialized_bytes",
     "size_report",
@@ -157,6 +158,30 @@ def count_macs_on(model: nn.Module, sample: tuple[torch.Tensor, ...], *, what: s
     finally:
         model.train(was_training)
     return int(counter.complexity)
+
+
+def linear_nonzero_macs_on(model: nn.Module, sample: tuple[torch.Tensor, ...], *, dense_macs: int) -> int:
+    """MACs per sample that a sparse kernel executes when every ``nn.Linear`` of ``model`` runs
+    on its non-zero weights only (CSR): ``dense_macs`` less, for each Linear, its zero weights
+    times the rows it sees per sample (its input's elements over ``in_features``). A dense
+    kernel multiplies the zeros too, so only a state that runs Linears as sparse reads this."""
+    rows: dict[int, int] = {}
+
+    def seen(module: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and isinstance(module, nn.Linear) and module.in_features > 0:
+            rows[id(module)] = rows.get(id(module), 0) + x.numel() // module.in_features
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    handles = [m.register_forward_pre_hook(seen) for m in linears]
+    try:
+        with torch.no_grad():
+            model(*(t[:1] for t in sample))
+    finally:
+        for handle in handles:
+            handle.remove()
+    zeros = sum(rows.get(id(m), 0) * (m.weight.numel() - int(torch.count_nonzero(m.weight))) for m in linears)
+    return max(int(dense_macs) - zeros, 0)
 
 
 def check_shape(input_shape: object) -> tuple[int, ...]:

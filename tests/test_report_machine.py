@@ -35,10 +35,12 @@ PEAKS = {"threads": 1, "fp32_gflops": 100.0, "bf16_gflops": 200.0, "int8_gops": 
 COLUMNS = ("achieved", "% peak", "bound ms", "p90 ms", "p99 ms", "RAM MB", "cold ms")
 
 
-def _machine(*, host: bool = True, peaks: dict[str, Any] | None = None) -> dict[str, Any]:
+def _machine(*, host: bool = True, peaks: dict[str, Any] | None = None, l3_bytes: int | None = 10**6) -> dict[str, Any]:
+    """This machine's host record (read from /proc and /sys), its L3 set to ``l3_bytes`` so
+    the records' 4 MB of weights exceed it (and their memory bound applies) unless told."""
     section: dict[str, Any] = {"threads": 1, "device": "cpu"}
     if host:
-        section["host"] = host_info(torch_capability=False)  # this machine, read from /proc and /sys
+        section["host"] = {**host_info(torch_capability=False), "l3_bytes": l3_bytes}
     if peaks is not None:
         section["peaks"] = peaks
     return {"node": "n", "machine": "x86_64", "system": "Linux", "cpu": {"brand_raw": "test cpu"},
@@ -163,6 +165,30 @@ def test_report_table_has_the_host_line_notes_and_the_peak_warning(
     assert "memory probe failed: m int8-dynamic b1 (child killed by signal 9 (out of memory?))" in notes
     warning = next(line for line in lines if line.startswith("warning:"))
     assert re.search(r"m over b1 runs at 1\d\d% of the run's bfloat16 peak", warning) and "peak is wrong" in warning
+
+
+def test_weights_in_l3_have_no_memory_bound_and_csr_counts_its_nonzero_macs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 4 MB of weights at 20 GB/s is a 0.2 ms memory bound; a 0.1 ms median beats it unless the
+    # weights stay in L3 between calls. A CSR record with 10x fewer executed MACs than dense ones
+    # reads 10x less achieved throughput; counted dense, it would read 200% of the fp32 peak.
+    rounds = _rounds(80, 1e-4, 4)
+    benches = [_bench(_record("fp32"), rounds),
+               _bench(_record("csr-90", macs=10**7, nonzero_macs=10**6), rounds)]  # fmt: skip
+    median = float(np.median(rounds))
+    for l3, warned in ((64 * 10**6, False), (10**6, True)):
+        path = _write(tmp_path / f"l3-{l3}.json", benches, _machine(peaks=PEAKS, l3_bytes=l3))
+        code, out, err = _cli(["report", path, "--format", "csv"], capsys)
+        assert code == 0, err
+        rows = _csv(out)
+        compute = 2 * 10**6 / 100e9 * 1e3
+        assert rows["fp32"]["bound ms"] == (f"{max(compute, 0.2):.3g}" if warned else f"{compute:.3g}")
+        assert ("m fp32 b1's median" in err and "below its memory bound" in err) is warned
+        achieved = 2 * 10**6 / median / 1e9  # the non-zero MACs, by hand
+        assert rows["csr-90"]["achieved"] == f"{achieved:.1f} GFLOP/s"
+        assert rows["csr-90"]["% peak"] == f"{100 * achieved / 100.0:.1f}"
+        assert "csr-90 b1 runs at" not in err  # under 100% of the peak
 
 
 def test_report_markdown_keeps_host_notes_and_warning(machine_run: str, capsys: pytest.CaptureFixture[str]) -> None:

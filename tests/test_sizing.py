@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from inference_scale.sizing import (
     count_macs,
     count_params,
     gzip_bytes,
+    linear_nonzero_macs_on,
     sdpa_macs,
     serialized_bytes,
     size_report,
@@ -120,3 +122,19 @@ def test_zeros_compress_and_meta_has_no_bytes() -> None:
         serialized_bytes(get_model("resnet18", device="meta"))
     meta_report = size_report(get_model("resnet18", device="meta"), (3, 224, 224))
     assert meta_report.bytes is None and meta_report.nonzero_params is None
+
+
+def test_nonzero_macs_count_each_linears_nonzeros_per_row() -> None:
+    # Every Linear sees 5 rows per sample; the conv before them stays dense.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(4, 8, kernel_size=1, bias=False), nn.Flatten(0, -1), nn.Unflatten(0, (5, 8)),
+                          nn.Linear(8, 16, bias=False), nn.ReLU(), nn.Linear(16, 3, bias=False))  # fmt: skip
+    with torch.no_grad():
+        for layer in (model[3], model[5]):
+            layer.weight[layer.weight.abs() < 0.2] = 0.0
+    nonzero = [int(np.count_nonzero(m.weight.detach().numpy())) for m in (model[3], model[5])]
+    assert 0 < nonzero[0] < 16 * 8 and 0 < nonzero[1] < 3 * 16
+    dense = 8 * 4 * 5 + 5 * 16 * 8 + 5 * 3 * 16  # by hand: the conv, then the two Linears
+    assert count_macs(model, (4, 5)) == dense
+    got = linear_nonzero_macs_on(model.eval(), (torch.randn(1, 4, 5),), dense_macs=dense)
+    assert got == 8 * 4 * 5 + 5 * nonzero[0] + 5 * nonzero[1]

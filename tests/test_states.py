@@ -140,6 +140,18 @@ def test_prune_l1_keeps_the_weights_torchs_global_l1_pruning_keeps() -> None:
     assert prepared.nonzero_params == kept + biases
 
 
+def test_csr_records_the_macs_its_kernels_execute_from_torchs_pruning_masks() -> None:
+    # LeNet's Linears see one row per sample: CSR skips exactly the weights torch's global L1
+    # pruning zeroes in them; its convs stay dense and multiply every weight.
+    prepared = get_state("csr-90")(_lenet(), _ctx())
+    oracle = _lenet()
+    layers = [(m, "weight") for m in oracle.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    torch_prune.global_unstructured(layers, pruning_method=torch_prune.L1Unstructured, amount=0.9)
+    skipped = sum(int((m.weight == 0).sum()) for m, _ in layers if isinstance(m, nn.Linear))
+    assert 0 < skipped < prepared.macs
+    assert prepared.extras["nonzero_macs"] == prepared.macs - skipped
+
+
 def test_prune_channels_macs_match_torchs_flop_counter() -> None:
     prepared = get_state("prune-channels-50")(_lenet(), _ctx(macs=123))  # a stale count is not reused
     pruned = prepared.module

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference_scale.measure.bounds import lower_bound_ms, ops_unit, peak_for_dtype, peaks_from, percent_of_peak
-from inference_scale.measure.machine import host_line
+from inference_scale.measure.machine import host_line, host_record
 from inference_scale.reporting.table import render
 from inference_scale.slugs import BASELINE, FAMILIES
 from inference_scale.units import flops_from_macs
@@ -79,6 +79,8 @@ class Row:
     p99_s: float | None = None
     peak_ops: float | None = None  # operations/s of the run's measured peak for this dtype
     bandwidth: float | None = None  # bytes/s: the run's measured memory bandwidth
+    l3_bytes: int | None = None  # the run's L3: weights that fit are not read from memory each call
+    nonzero_macs: int | None = None  # MACs a sparse (CSR) kernel executes per sample; None: dense
     peak_rss_bytes: int | None = None  # resident high-water mark above the probe's baseline
     weights_bytes_in_memory: int | None = None
     load_s: float | None = None  # loading the state's artifact in a fresh process
@@ -111,9 +113,15 @@ class Row:
     def gflops(self) -> float | None:
         """Achieved G(FL)OP/s: operations (2 x MACs, :func:`units.flops_from_macs`) x batch /
         median; FLOPs for a float state, integer operations for int8 (see :attr:`ops_unit`)."""
-        if self.macs is None or self.batch is None:
+        if self.executed_macs is None or self.batch is None:
             return None
-        return flops_from_macs(self.macs) * self.batch / self.median_s / 1e9
+        return flops_from_macs(self.executed_macs) * self.batch / self.median_s / 1e9
+
+    @property
+    def executed_macs(self) -> int | None:
+        """MACs per sample the kernels execute: the non-zeros for a sparse (CSR) state, whose
+        kernels skip the zeros, else ``macs``. Achieved throughput and the bound count these."""
+        return self.nonzero_macs if self.nonzero_macs is not None else self.macs
 
     @property
     def ops_unit(self) -> str:
@@ -129,11 +137,16 @@ class Row:
         return percent_of_peak(achieved * 1e9, self.peak_ops)
 
     def _bound(self, *, compute: bool = True, memory: bool = True) -> float | None:
-        if self.macs is None or self.batch is None or self.macs < 0 or self.batch < 1:
+        macs = self.executed_macs
+        if macs is None or self.batch is None or macs < 0 or self.batch < 1:
             return None
         nbytes = self.bytes if memory and self.bytes is not None and self.bytes >= 0 else None
+        if nbytes is not None and self.l3_bytes is not None and nbytes <= self.l3_bytes:
+            # Weights that fit in L3 stay there between warm calls: DRAM bandwidth does not
+            # bound them, and no cache bandwidth is measured, so only the compute term holds.
+            nbytes = None
         return lower_bound_ms(
-            macs_per_sample=self.macs if compute else 0, batch=self.batch,
+            macs_per_sample=macs if compute else 0, batch=self.batch,
             peak_ops_per_s=self.peak_ops if compute else None, bytes_read=nbytes,
             bandwidth_bytes_per_s=self.bandwidth if memory else None,
         )  # fmt: skip
@@ -141,7 +154,8 @@ class Row:
     @property
     def bound_ms(self) -> float | None:
         """The roofline lower bound of one call in ms: the larger of 2 x MACs x batch / peak
-        and bytes / bandwidth (the record's ``bytes``: the weights it must read once)."""
+        (the MACs executed, :attr:`executed_macs`) and bytes / bandwidth (the record's
+        ``bytes``: the weights it must read once; only where they exceed the run's L3)."""
         return self._bound()
 
     @property
@@ -201,6 +215,7 @@ def rows_from_run(run: Run) -> list[Row]:
         raise BadRunError(f"{run.path} holds no benchmarks")
     peaks = peaks_from(run.machine_info)
     bandwidth = None if peaks is None or peaks.get("bandwidth_gbs") is None else peaks["bandwidth_gbs"] * 1e9
+    l3_bytes = _count((host_record(run.machine_info) or {}).get("l3_bytes")) or None
     baselines: dict[tuple[str, ...], float] = {}
     for bench in run.benchmarks:
         info = bench.record
@@ -231,6 +246,7 @@ def rows_from_run(run: Run) -> list[Row]:
                 neighbours=float(neighbours) if isinstance(neighbours, (int, float)) else None,
                 state_family=info.get("state_family") or None,
                 dtype=info["dtype"], peak_ops=peak_for_dtype(peaks, info["dtype"]), bandwidth=bandwidth,
+                l3_bytes=l3_bytes, nonzero_macs=_count(info.get("nonzero_macs")),
                 **_tail_fields(bench), **_memory_fields(info),
             )
         )  # fmt: skip
@@ -426,7 +442,8 @@ def notes(rows: Sequence[Row]) -> list[str]:
         out.append("memory probe failed: " + "; ".join(f"{row_label(r)} ({r.memory_failed})" for r in failed))
     if any(r.bound_ms is not None or r.load_s is not None or r.first_call_s is not None for r in rows):
         out.append(
-            "bound ms: max(2 x MACs x batch / peak, bytes / bandwidth); % peak: achieved / the dtype's measured "
+            "bound ms: max(2 x MACs x batch / peak, bytes / bandwidth where the weights exceed L3; CSR states "
+            "count their non-zero MACs); % peak: achieved / the dtype's measured "
             "peak; RAM MB: peak resident memory above the process's baseline; cold ms: load + first call, "
             "in a fresh process"
         )
@@ -436,7 +453,8 @@ def notes(rows: Sequence[Row]) -> list[str]:
 def peak_warnings(rows: Sequence[Row]) -> list[str]:
     """One line per state that beats a physical limit: above 100% of its dtype's peak (a
     kernel cannot beat the peak, so the peak is wrong) or, failing that, a median below its
-    bandwidth bound (its weights were served from cache, or the bandwidth figure is low)."""
+    bandwidth bound (weights larger than L3 read faster than the run's bandwidth: the
+    bandwidth figure is low, or the L3 size read from sysfs is too small)."""
     out = []
     for r in rows:
         pct = r.percent_peak
@@ -449,8 +467,8 @@ def peak_warnings(rows: Sequence[Row]) -> list[str]:
         elif r.bound_ms is not None and r.median_s * 1e3 < r.bound_ms:
             out.append(
                 f"{row_label(r)}'s median {r.median_s * 1e3:.3g} ms is below its {r.bound_term} bound "
-                f"{r.bound_ms:.3g} ms: its {(r.bytes or 0) / 1e6:.3g} MB of weights were read from cache, "
-                "or the run's bandwidth figure is low"
+                f"{r.bound_ms:.3g} ms: its {(r.bytes or 0) / 1e6:.3g} MB of weights, more than L3, were read "
+                "faster than the run's bandwidth, so that figure (or the L3 size) is wrong"
             )
     return out
 

@@ -43,6 +43,7 @@ __all__ = [
     "Prepared",
     "State",
     "check_pct",
+    "cpu_example",
     "dense_facts",
 ]
 
@@ -259,7 +260,7 @@ def dense_facts(model: nn.Module, ctx: Context, *, recount: bool = False) -> Fac
     """params, non-zeros, MACs per sample and serialized bytes of a float ``model``. MACs are
     taken from ``ctx`` unless the state changed the architecture (``recount``)."""
     counts = count_params(model)
-    macs = ctx.macs if ctx.macs is not None and not recount else count_macs_on(model, _cpu(ctx.example))
+    macs = ctx.macs if ctx.macs is not None and not recount else count_macs_on(model, cpu_example(ctx.example))
     return {
         "params": counts.total,
         "nonzero_params": counts.nonzero if counts.nonzero is not None else counts.total,
@@ -268,5 +269,6 @@ def dense_facts(model: nn.Module, ctx: Context, *, recount: bool = False) -> Fac
     }
 
 
-def _cpu(batch: Batch) -> Batch:
+def cpu_example(batch: Batch) -> Batch:
+    """``batch`` with every tensor on the CPU, where MACs are counted."""
     return map_tensors(batch, lambda t: t.cpu())

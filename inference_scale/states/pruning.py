@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from inference_scale.states.base import Context, Prepared, State, check_pct, dense_facts
+from inference_scale.sizing import linear_nonzero_macs_on
+from inference_scale.states.base import Context, Prepared, State, check_pct, cpu_example, dense_facts
 from inference_scale.states.precision import _eager
 from inference_scale.states.registry import register_state
 from inference_scale.subjects.cloning import clone
@@ -122,7 +123,13 @@ class CSR(_Percent):
     def apply(self, model: nn.Module, ctx: Context) -> Prepared:
         pruned = make_permanent(prune_global(model, self.pct / 100))
         facts = dense_facts(pruned, ctx)
-        extras = {"sparsity": sparsity_report(pruned).sparsity, "dense_bytes": facts["bytes"]}
+        # The CSR kernels multiply the non-zeros only: % of peak and the bound count those.
+        nonzero_macs = linear_nonzero_macs_on(pruned, cpu_example(ctx.example), dense_macs=facts["macs"])
+        extras = {
+            "sparsity": sparsity_report(pruned).sparsity,
+            "dense_bytes": facts["bytes"],
+            "nonzero_macs": nonzero_macs,
+        }
         facts["bytes"] = sparse_file_bytes(pruned)
         csr = _csr_copy(pruned).eval()
         return Prepared(slug=self.slug, module=csr, device=ctx.device, dtype="float32", extras=extras, **facts)
