@@ -22,6 +22,7 @@ from scipy.optimize import brentq
 from inference_scale.cli.main import main
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
+from inference_scale.serving.search import Probe, search_highest_rate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,6 +177,27 @@ def test_budget_below_a_lone_request_is_a_verdict(capsys: pytest.CaptureFixture[
     assert main(["serve", "lenet", "--states", "fp32", "--p99-ms", "0.001", "--max-batch", "1"]) == 1
     out = capsys.readouterr().out
     assert "below fp32's single-request latency" in out
+
+
+def test_a_rate_too_slow_for_a_valid_probe_in_time_is_not_load_tested(capsys: pytest.CaptureFixture[str]) -> None:
+    # 662 queries in 0.05 s needs 13,240 q/s, well above LeNet's rate at batch 1: the verdict
+    # says so and no probe runs (none could meet both its query count and its time bound).
+    code = main(["serve", "lenet", "--states", "fp32", "--p99-ms", "20", "--max-batch", "1",
+                 "--max-probe-seconds", "0.05"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "fp32: not load-tested" in out and "raise --max-probe-seconds" in out, out
+    assert "(662 queries) fits in a 0.05 s probe" in out
+
+
+def test_the_search_stops_below_the_slowest_measurable_rate() -> None:
+    seen: list[float] = []
+
+    def probe(rate: float) -> Probe:  # every probe fails: the search halves towards min_rate
+        seen.append(rate)
+        return Probe(rate=rate, p50_ms=math.nan, p99_ms=math.inf, queries=662, passed=False)
+
+    best, _ = search_highest_rate(probe, start=100.0, max_probes=20, min_rate=10.0)
+    assert best is None and seen == [100.0, 50.0, 25.0, 12.5]
 
 
 def test_advise_on_a_serve_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

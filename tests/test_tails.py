@@ -4,6 +4,7 @@ minimums (64 rounds for p90, 662 for p99 at 99% confidence) and scipy's binomial
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +88,23 @@ def test_bad_rounds_are_refused(bad: object) -> None:
 def test_bad_confidence_is_refused(confidence: float) -> None:
     with pytest.raises(TailError):
         percentiles([1.0], confidence=confidence)
+
+
+def _spin(seconds: float) -> object:
+    def run() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return run
+
+
+def test_tail_rounds_buy_a_p99_where_the_budget_affords_it_else_a_p90() -> None:
+    from inference_scale.measure.suite import tail_rounds
+
+    # 20 ms a call: a p99 would take 13 s of a 4 s budget, so a p90's 64 rounds (max_time's 1 s
+    # holds only about 50); 2 ms a call: 662 rounds fit in 1.3 s, more than max_time's ~500.
+    assert tail_rounds(_spin(0.02), max_time=1.0, seconds=4.0) == min_samples(90)
+    assert tail_rounds(_spin(0.002), max_time=1.0, seconds=4.0) == min_samples(99)
+    # a fast call keeps pytest-benchmark's own count: its max_time holds more than a p99 needs
+    assert tail_rounds(_spin(0.0001), max_time=1.0, seconds=4.0) > min_samples(99)

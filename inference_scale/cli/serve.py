@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from inference_scale.cli.args import add_parser
+from inference_scale.defaults import DEFAULTS
 from inference_scale.options import add_flags
 
 __all__ = ["add", "run"]
@@ -21,7 +22,8 @@ example:
 Each state is prepared at batch 1, 2, 4, ... and --max-batch (a partial batch runs padded to
 the next prepared size), timed by the suite's runner (pytest-benchmark JSON beside --json, as
 NAME.bench.json), then load-tested: LoadGen's search (double the rate until p99 fails, then
-bisect), each probe at least 662 queries and --min-seconds long."""
+bisect), each probe at least 662 queries and --min-seconds long, and at most
+--max-probe-seconds."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     result = serve(
         args.model, states=split_values([args.states]), p99_ms=args.p99_ms, max_batch=args.max_batch,
         max_delay_ms=args.max_delay_ms, qps=args.qps, json_out=args.json, plot_dir=args.plot,
-        n_threads=args.threads, seed=args.seed, min_duration_s=args.min_seconds,
+        n_threads=args.threads, seed=args.seed, min_duration_s=args.min_seconds, max_probe_s=args.max_probe_seconds,
     )  # fmt: skip
     status = 0
     print(
@@ -83,6 +85,9 @@ def add(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, metavar="S",
                    help="shortest probe in seconds (default 1; every probe also runs >= 662 queries)")  # fmt: skip
+    p.add_argument("--max-probe-seconds", type=_positive_float, default=DEFAULTS["max_probe_s"], metavar="S",
+                   help=f"longest probe in seconds (default {DEFAULTS['max_probe_s']:g}): rates too slow for 662 "
+                   "queries in S are not load-tested")  # fmt: skip
     p.add_argument("--json", metavar="OUT", help="write the serve record here (service times in OUT.bench.json)")
     p.add_argument("--plot", metavar="DIR", help="draw p50/p99 against offered load into DIR/serve_MODEL.png")
     p.set_defaults(func=run)

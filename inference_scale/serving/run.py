@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from inference_scale.atomic import check_output_path, write_json_atomic
+from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InvalidValueError
 from inference_scale.measure.suite import Options, Session
 from inference_scale.runtime import cpu_name, threads
@@ -28,6 +29,7 @@ __all__ = ["CHECK_LOAD", "serve"]
 
 CHECK_LOAD = 0.7  # the simulator's p99 is checked against a real probe at this share of the highest rate
 MAX_PROBES = 12  # per state: doubling and bisecting to 5% takes 5 to 9
+MAX_PROBE_S: float = DEFAULTS["max_probe_s"]  # the check probe at 70% may run up to 1/0.7 of it
 
 
 def _say(text: str) -> None:
@@ -60,6 +62,7 @@ def serve(
     n_threads: int = 1,
     seed: int = 0,
     min_duration_s: float = 1.0,
+    max_probe_s: float = MAX_PROBE_S,
     max_probe_queries: int = 20_000,
     session: Session | None = None,
 ) -> dict[str, Any]:
@@ -72,6 +75,8 @@ def serve(
     target = None if qps is None else check_qps(qps)
     if not math.isfinite(min_duration_s) or min_duration_s < 0:
         raise InvalidValueError(f"min_duration_s must be >= 0, got {min_duration_s}")
+    if not math.isfinite(max_probe_s) or max_probe_s <= 0:
+        raise InvalidValueError(f"--max-probe-seconds {max_probe_s!r} is not valid; give seconds > 0, such as 60")
     floor = min_queries()  # every probe runs at least this many queries
     if max_probe_queries < floor:
         raise InvalidValueError(f"max_probe_queries must be >= {floor} (the p99's early-stopping minimum)")
@@ -103,13 +108,24 @@ def serve(
             time.gmtime()), "threads": n_threads, "p99_ms": budget, "seed": seed,
             "policy": {"max_batch": policy.max_batch, "max_delay_ms": policy.max_delay_ms},
             "batch_sizes": list(sizes), "padding": "a partial batch runs at the next prepared size",
-            "min_queries": floor, "min_duration_s": min_duration_s, "qps": target,
+            "min_queries": floor, "min_duration_s": min_duration_s, "max_probe_s": max_probe_s, "qps": target,
             "bench_json": str(bench_json) if json_out else None, "states": {},
         }  # fmt: skip
         for slug in slugs:
             entry = [s for s in served if s.state == slug]
             result["states"][slug] = _serve_state(
-                slug, entry, times, pool, policy, budget, target, n_threads, seed, min_duration_s, max_probe_queries
+                slug,
+                entry,
+                times,
+                pool,
+                policy,
+                budget,
+                target,
+                n_threads,
+                seed,
+                min_duration_s,
+                max_probe_s,
+                max_probe_queries,
             )
     if json_out is not None:
         write_json_atomic(result, json_out)
@@ -131,6 +147,7 @@ def _serve_state(
     n_threads: int,
     seed: int,
     min_duration_s: float,
+    max_probe_s: float,
     max_probe_queries: int,
 ) -> dict[str, Any]:
     service = {s.batch: times[(slug, s.batch)] for s in entry}
@@ -152,13 +169,22 @@ def _serve_state(
         _say(f"{slug}: {out['verdict']}")
         return out
     floor = min_queries()
+    slowest = floor / max_probe_s  # the lowest rate whose probe fits in max_probe_s
+    if sim_rate < slowest:
+        out["verdict"] = (
+            f"not load-tested: the simulator's highest rate, {sim_rate:.3g} q/s, is below {slowest:.3g} q/s, the "
+            f"slowest whose p99 ({floor} queries) fits in a {max_probe_s:g} s probe (it would take "
+            f"{floor / sim_rate:.0f} s; raise --max-probe-seconds to measure it)"
+        )
+        _say(f"{slug}: {out['verdict']}")
+        return out
     batch_times: list[tuple[int, float]] = []
 
     def probe(rate: float) -> Probe:
         n = min(max_probe_queries, max(floor, math.ceil(rate * min_duration_s)))
         measured, batches = run_probe(
             runners, pool, policy, rate, n, budget, seed=seed, threads=n_threads,
-            max_seconds=2.0 * n / rate + 1.0 + 10 * budget / 1e3,
+            max_seconds=min(2.0 * n / rate, 2.0 * max_probe_s) + 1.0 + 10 * budget / 1e3,
         )  # fmt: skip
         batch_times.extend(batches)
         simulated = simulate_probe(rate, n, service, policy, budget, seed=seed)
@@ -170,10 +196,13 @@ def _serve_state(
 
     # LoadGen starts from a user's target rate; ours is half the simulator's answer (a pass, if
     # the simulator is right), from which the search doubles and bisects on real probes alone.
-    measured_rate, _ = search_highest_rate(probe, start=0.5 * sim_rate, max_probes=MAX_PROBES)
+    measured_rate, _ = search_highest_rate(probe, start=0.5 * sim_rate, max_probes=MAX_PROBES, min_rate=slowest)
     out["measured_highest_qps"] = measured_rate
     if measured_rate is None:
-        out["verdict"] = f"no probe down to {out['probes'][-1]['offered_qps']:.2f} q/s met p99 <= {budget:g} ms"
+        out["verdict"] = (
+            f"no probe down to {out['probes'][-1]['offered_qps']:.2f} q/s met p99 <= {budget:g} ms (slower rates "
+            f"need probes over {max_probe_s:g} s)"
+        )
         _say(f"{slug}: {out['verdict']}")
         return out
     out["ratio"] = sim_rate / measured_rate

@@ -132,16 +132,18 @@ def search_highest_rate(
     start: float,
     max_probes: int,
     tolerance: float = BISECT_TOLERANCE,
+    min_rate: float = 0.0,
 ) -> tuple[float | None, list[Probe]]:
     """LoadGen's Server-scenario search: from ``start``, double the rate until a probe fails,
     then bisect between the last pass and the first fail until they are within ``tolerance``.
-    A first probe that fails halves instead, until one passes. Returns the highest passing rate
-    (None if none passed within ``max_probes``) and every probe in order."""
+    A first probe that fails halves instead, until one passes or the rate falls below
+    ``min_rate`` (the slowest a probe can run within its time bound). Returns the highest
+    passing rate (None if none passed within ``max_probes``) and every probe in order."""
     done: list[Probe] = []
     lo: float | None = None
     hi: float | None = None
-    rate = start
-    while len(done) < max_probes:
+    rate = max(start, min_rate)
+    while len(done) < max_probes and rate >= min_rate:
         result = probe(rate)
         done.append(result)
         if result.passed:
