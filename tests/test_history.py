@@ -44,13 +44,14 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out.out, out.err
 
 
-# The two step-finding checks on a real 12-commit history time real compute per commit, and on
-# this project's shared 2-core VMs a 20% step sits inside the host's own swings (measured
-# 2026-12-02: runs switching 1.6-1.8x; history right 0 of 5, bisect 2 of 5; docs/history.md).
-# They run where the host is quiet enough, by choice: INFERENCE_SCALE_TIMING_TESTS=1.
+# The two step-finding checks on a real 12-commit history time real compute per commit: a 20%
+# step against the host's own swings. On the 2-core Intel Xeon VM (2026-12-02, evening) history
+# and bisect were right 5 of 5 (tools/history_repeats.py, 20 s a repeat), so CI runs them. On
+# the AMD Zen 5 VM the same day, runs switched 1.6-1.8x and history was right 0 of 5 and bisect
+# 2 of 5 (docs/history.md): on such a host INFERENCE_SCALE_TIMING_TESTS=0 skips them, by choice.
 TIMING = pytest.mark.skipif(
-    os.environ.get("INFERENCE_SCALE_TIMING_TESTS") != "1",
-    reason="timing-sensitive (a 20% step against this host's noise): INFERENCE_SCALE_TIMING_TESTS=1 runs it",
+    os.environ.get("INFERENCE_SCALE_TIMING_TESTS") == "0",
+    reason="timing-sensitive (a 20% step against this host's noise), skipped by INFERENCE_SCALE_TIMING_TESTS=0",
 )
 
 
