@@ -86,11 +86,11 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     assert sorted(b["extra_info"]["batch_size"] for b in bench["benchmarks"]) == [1, 2, 4, 8]
     assert json.loads((out / "serve.json").read_text())["states"]["fp32"]["probes"] == entry["probes"]
     assert all(p["queries"] >= 662 for p in entry["probes"])
-    # the simulator draws pytest-benchmark's own saved rounds plus the worker's batch assembly
+    # the simulator draws pytest-benchmark's own saved rounds plus what a fresh batch costs
     for b in bench["benchmarks"]:
         size = str(b["extra_info"]["batch_size"])
-        assert 0 < entry["assembly_ms"][size] < 1.0  # index_select and layout: microseconds
-        want = [t + entry["assembly_ms"][size] / 1e3 for t in b["stats"]["data"]]
+        assert 0 <= entry["batch_overhead_ms"][size] < 1.0  # tens of microseconds on LeNet
+        want = [t + entry["batch_overhead_ms"][size] / 1e3 for t in b["stats"]["data"]]
         assert entry["service_s"][size] == pytest.approx(want, rel=1e-12)
     rates = [p["offered_qps"] for p in entry["probes"]]
     passed = [p["offered_qps"] for p in entry["probes"] if p["passed"]]
@@ -101,9 +101,9 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
 
 @pytest.mark.xfail(
     strict=False,
-    reason="LeNet's sub-millisecond batches run 10-20% slower between Poisson arrivals than back to back "
-    "(0.39 against 0.34 ms at batch 8 on the Xeon VNNI host, 2-2.8x on the Zen 5 host under load), so the "
-    "simulator reads the highest rate 10-23% high: within 15% in 4 of 8 runs (docs/serving.md)",
+    reason="the load test's highest rate on LeNet moves 15% between runs of one command on these shared 2-core "
+    "hosts; with the fresh-batch overhead the simulator was within 15% in 7 of 8 runs on the Xeon VNNI host "
+    "(2-2.8x off on the Zen 5 host under load): docs/serving.md",
 )
 def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, Any], Path]) -> None:
     entry = lenet_serve[0]["states"]["fp32"]

@@ -20,7 +20,7 @@ from inference_scale.errors import InvalidValueError
 from inference_scale.measure.suite import Options, Session
 from inference_scale.runtime import cpu_name, threads
 from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
-from inference_scale.serving.loadgen import assembly_seconds, run_probe
+from inference_scale.serving.loadgen import batch_overhead_seconds, run_probe
 from inference_scale.serving.search import Policy, Probe, batch_sizes, check_budget, min_queries, search_highest_rate
 from inference_scale.serving.service import check_state, prepare, time_service
 from inference_scale.serving.simulate import simulate_probe, simulated_highest_rate
@@ -151,15 +151,15 @@ def _serve_state(
     max_probe_queries: int,
 ) -> dict[str, Any]:
     runners = {s.batch: s.prepared.runner for s in entry}
-    assembly = assembly_seconds(runners, pool)  # under serve's thread setting, as the worker
+    overhead = batch_overhead_seconds(runners, pool)  # under serve's thread setting, as the worker
     model_s = {s.batch: times[(slug, s.batch)] for s in entry}
-    # What the simulator draws from: each timed call plus the worker's assembly of its batch.
-    service = {k: [t + assembly[k] for t in v] for k, v in model_s.items()}
+    # What the simulator draws from: each timed call plus what a fresh batch costs over it.
+    service = {k: [t + overhead[k] for t in v] for k, v in model_s.items()}
     one_ms = float(np.median(service[1])) * 1e3
     out: dict[str, Any] = {
         "service_s": {str(k): v for k, v in service.items()},
         "model_median_ms": {str(k): float(np.median(v)) * 1e3 for k, v in model_s.items()},
-        "assembly_ms": {str(k): v * 1e3 for k, v in assembly.items()},
+        "batch_overhead_ms": {str(k): v * 1e3 for k, v in overhead.items()},
         "service_median_ms": {str(k): float(np.median(v)) * 1e3 for k, v in service.items()},
         "single_request_ms": one_ms, "quality": entry[0].extras, "probes": [], "verdict": None,
         "measured_highest_qps": None, "simulated_highest_qps": None, "ratio": None, "check": None,
