@@ -167,6 +167,8 @@ def test_sigint_stops_the_serve_command_and_leaves_nothing(tmp_path: Path) -> No
         (["--p99-ms", "50", "--max-delay-ms", "-1"], "--max-delay-ms"),
         (["--p99-ms", "50", "--qps", "0"], "--qps"),
         (["--p99-ms", "50", "--qps", "-3"], "--qps"),
+        (["--p99-ms", "50", "--max-probe-seconds", "0"], "--max-probe-seconds"),
+        (["--p99-ms", "50", "--max-probe-seconds", "nan"], "--max-probe-seconds"),
     ],
 )
 def test_bad_serve_input_is_one_line(args: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
