@@ -24,6 +24,7 @@ from inference_scale.verdicts.compare import min_p_value
 from inference_scale.verdicts.history import load_history
 
 from ._history_repo import SLOW_COMMIT, git, make_repo, pytest_env, save_runs
+from ._timing import TIMING
 from .test_report_compare import _layout_25, _layout_30, _scaled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +50,6 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 # and bisect were right 5 of 5 (tools/history_repeats.py, 20 s a repeat), so CI runs them. On
 # the AMD Zen 5 VM the same day, runs switched 1.6-1.8x and history was right 0 of 5 and bisect
 # 2 of 5 (docs/history.md): on such a host INFERENCE_SCALE_TIMING_TESTS=0 skips them, by choice.
-TIMING = pytest.mark.skipif(
-    os.environ.get("INFERENCE_SCALE_TIMING_TESTS") == "0",
-    reason="timing-sensitive (a 20% step against this host's noise), skipped by INFERENCE_SCALE_TIMING_TESTS=0",
-)
 
 
 @TIMING

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import traceback
 
 import pytest
 import torch
 
 from inference_scale.errors import InvalidOptionError
 from inference_scale.measure.record import REQUIRED_FIELDS, BenchmarkRecord, InvalidRecordError, validate_extra_info
-from inference_scale.runtime import check_device, threads
+from inference_scale.runtime import check_device, on_fresh_stack, threads
 from inference_scale.states import Context, get_state
 from inference_scale.subjects.models import get_model, model_info
 
@@ -104,3 +106,17 @@ def test_record_rejects_bad_fields() -> None:
     fields = {k: v for k, v in good.items() if k in BenchmarkRecord.__dataclass_fields__}
     with pytest.raises(InvalidRecordError, match="override"):
         BenchmarkRecord(**{**fields, "extras": {"model": "x"}})
+
+
+def test_on_fresh_stack_runs_on_a_shallow_stack_with_the_callers_thread_count() -> None:
+    def where() -> tuple[int, int, int]:
+        return len(traceback.extract_stack()), torch.get_num_threads(), threading.get_ident()
+
+    def deep(k: int) -> tuple[int, int, int]:
+        return deep(k - 1) if k else on_fresh_stack(where)
+
+    with threads(1):
+        frames, n, ident = deep(300)
+    assert frames < 10 and n == 1 and ident != threading.get_ident()
+    with pytest.raises(KeyError, match="absent"):
+        on_fresh_stack(dict.__getitem__, {}, "absent")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from scipy.optimize import brentq
@@ -23,6 +24,10 @@ from inference_scale.cli.main import main
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
 from inference_scale.serving.search import Probe, search_highest_rate
+from inference_scale.serving.simulate import simulate
+from inference_scale.serving.times import SAME, SLEEP, ServiceTimes
+
+from ._timing import TIMING
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,33 +88,56 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     result, out = lenet_serve
     entry = result["states"]["fp32"]
     bench = json.loads((out / "serve.bench.json").read_text())
-    assert sorted(b["extra_info"]["batch_size"] for b in bench["benchmarks"]) == [1, 2, 4, 8]
+    timed: dict[tuple[int, str], list[list[float]]] = {}
+    for b in bench["benchmarks"]:
+        timed.setdefault((b["extra_info"]["batch_size"], b["extra_info"]["after"]), []).append(b["stats"]["data"])
+    sizes = [1, 2, 4, 8]
+    # each size back to back before and after the load test, after a sleep, after each other size
+    want = {(s, "same") for s in sizes} | {(s, "sleep") for s in sizes} | {(s, f"b{o}") for s in sizes for o in sizes}
+    assert set(timed) == want - {(s, f"b{s}") for s in sizes}
+    assert all(len(v) == (2 if after == "same" else 1) for (_, after), v in timed.items())
+    # the simulator draws pytest-benchmark's own saved rounds, the two back-to-back runs pooled
+    for (size, after), runs in timed.items():
+        assert entry["service_s"][str(size)][after] == [t for run in runs for t in run]
     assert json.loads((out / "serve.json").read_text())["states"]["fp32"]["probes"] == entry["probes"]
     assert all(p["queries"] >= 662 for p in entry["probes"])
-    # the simulator draws pytest-benchmark's own saved rounds plus what a fresh batch costs
-    for b in bench["benchmarks"]:
-        size = str(b["extra_info"]["batch_size"])
-        assert 0 <= entry["batch_overhead_ms"][size] < 1.0  # tens of microseconds on LeNet
-        want = [t + entry["batch_overhead_ms"][size] / 1e3 for t in b["stats"]["data"]]
-        assert entry["service_s"][size] == pytest.approx(want, rel=1e-12)
     rates = [p["offered_qps"] for p in entry["probes"]]
     passed = [p["offered_qps"] for p in entry["probes"] if p["passed"]]
     assert entry["measured_highest_qps"] == max(passed)
     assert any(not p["passed"] and p["offered_qps"] > max(passed) for p in entry["probes"])  # bracketed
     assert len(set(rates)) == len(rates)
+    assert entry["check"]["offered_qps"] == pytest.approx(0.7 * entry["measured_highest_qps"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the load test's highest rate on LeNet moves 15% between runs of one command on these shared 2-core "
-    "hosts; with the fresh-batch overhead the simulator was within 15% in 7 of 8 runs on the Xeon VNNI host "
-    "(2-2.8x off on the Zen 5 host under load): docs/serving.md",
-)
+# With the service times per what ran before (a sleep, another size), taken on both sides of
+# the load test and on a fresh thread's stack as the worker's (runtime.on_fresh_stack), the
+# simulator was within 7% of the measured highest rate and 5% of the p99 at 70% in 8 of 8 runs
+# of this test (2026-12-03, Xeon VNNI host): docs/serving.md. Before the fresh stack it failed
+# 4 of 8 here, its service times 17-40% slow. A host that swings wider skips it with
+# INFERENCE_SCALE_TIMING_TESTS=0.
+@TIMING
 def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, Any], Path]) -> None:
     entry = lenet_serve[0]["states"]["fp32"]
     assert entry["simulated_highest_qps"] == pytest.approx(entry["measured_highest_qps"], rel=0.15)
     check = entry["check"]
     assert check["simulated_p99_ms"] == pytest.approx(check["measured_p99_ms"], rel=0.20)
+
+
+def test_each_batch_draws_the_time_measured_after_what_ran_before_it() -> None:
+    # Hand-computed: 1 ms for a batch of 1 back to back, 3 ms after a batch of 2, 7 ms after a
+    # sleep; 2 ms for a batch of 2. Max batch 2, no delay. Three requests at 0: a batch of 2
+    # (0-2 ms), then one of 1 after it (2-5 ms). One at 1 s: the worker waited, so it slept
+    # (1.000-1.007 s). One at 1.005 s, queued behind it: back to back (1.007-1.008 s, 3 ms).
+    service = ServiceTimes({(1, SAME): [1e-3], (1, "b2"): [3e-3], (1, SLEEP): [7e-3], (2, SAME): [2e-3]})
+    latency = simulate(np.array([0.0, 0.0, 0.0, 1.0, 1.005]), service, Policy(2, 0.0))
+    assert latency * 1e3 == pytest.approx([2.0, 2.0, 5.0, 7.0, 3.0])
+
+
+def test_service_times_read_back_from_a_record_old_and_new() -> None:
+    new = ServiceTimes({(1, SAME): [1e-3, 2e-3], (1, SLEEP): [5e-3], (2, SAME): [4e-3]})
+    assert ServiceTimes.from_record(json.loads(json.dumps(new.to_record()))) == new
+    old = ServiceTimes.from_record({"1": [1e-3], "2": [4e-3]})  # a bare list: back to back
+    assert old.sizes == (1, 2) and old.draws(1, SLEEP) == [1e-3]
 
 
 def test_ctrl_c_in_a_probe_stops_and_joins_its_thread() -> None:

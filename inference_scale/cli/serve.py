@@ -14,6 +14,8 @@ from inference_scale.options import add_flags
 
 __all__ = ["add", "run"]
 
+DRIFT = 0.10  # a load test's median batch this far from the benchmark's is named on the console
+
 SERVE_EXAMPLE = """\
 example:
   inference-scale serve resnet50 --states fp32,int8-static,ov-int8 --p99-ms 100 --json serve.json --plot plots
@@ -46,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             continue
         check = entry["check"]
-        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated "
-              f"{entry['simulated_highest_qps']:.1f} q/s, simulated/measured {entry['ratio']:.3f}; at "
+        sim = entry["simulated_highest_qps"]
+        ratio = "-" if entry["ratio"] is None else f"{entry['ratio']:.3f}"
+        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated {sim or 0:.1f} q/s, "
+              f"simulated/measured {ratio} (steady state {entry['simulated_steady_qps'] or 0:.1f} q/s); at "
               f"{check['offered_qps']:.1f} q/s (70%) p99 measured {check['measured_p99_ms']:.2f} ms, simulated "
               f"{check['simulated_p99_ms']:.2f} ms")  # fmt: skip
+        moved = [f"{key} {r:.2f}x" for key, r in entry["service_drift"].items() if abs(r - 1.0) > DRIFT]
+        if moved:
+            print(f"    note: in the load test, batches took {', '.join(moved)} their benchmark's time, which is "
+                  "what the simulator draws (the host's speed moved, or its waits were longer than the "
+                  "benchmark's sleep)")  # fmt: skip
         for plan in entry.get("capacity", [])[:1]:
             print(f"    {result['qps']:g} q/s: {plan['replicas']} replica(s), {plan['cores']} core(s) with max batch "
                   f"{plan['max_batch']}, max delay {plan['max_delay_ms']:g} ms")  # fmt: skip

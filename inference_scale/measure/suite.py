@@ -351,9 +351,18 @@ def cuda_event_seconds(run: Any, calls: int) -> list[float]:
 
 
 def measure(
-    benchmark: Any, run: Any, record: BenchmarkRecord, *, group: str, cuda_events: int = 0, tail: bool = False
+    benchmark: Any,
+    run: Any,
+    record: BenchmarkRecord,
+    *,
+    group: str,
+    cuda_events: int = 0,
+    tail: bool = False,
+    setup: Callable[[], None] | None = None,
 ) -> Any:
     """Record ``record`` in extra_info, warm up, then time ``run`` (grouped by ``group``).
+    With ``setup``, it runs untimed before every round (pytest-benchmark's pedantic mode, one
+    call a round, as many rounds as ``--benchmark-max-time`` affords with it, at least 5).
     Inside an ``inference-scale ab`` block the rounds go through the A/B round barrier, so
     they alternate with the other side's (see ``inference_scale/verdicts/ab_sync.py``). With
     ``cuda_events`` on CUDA, that many calls are also timed by CUDA events, in this process,
@@ -372,6 +381,12 @@ def measure(
         rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
         rounds = sync.agree_rounds(rounds)  # the same count on both sides: every round is paired
         return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
+    if setup is not None and not disabled:
+        start = time.perf_counter()
+        setup()
+        run()
+        rounds = max(5, int(float(getattr(benchmark, "_max_time", 1.0)) / (time.perf_counter() - start)))
+        return benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     if tail and not disabled:
         rounds = tail_rounds(run, max_time=float(getattr(benchmark, "_max_time", 1.0)))
         benchmark.extra_info["tail_rounds"] = rounds
@@ -405,12 +420,16 @@ def time_prepared(
     extras: dict[str, Any] | None = None,
     group: str | None = None,
     tail: bool = False,
+    run: Callable[[], Any] | None = None,
+    setup: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """The record of ``prepared`` (its facts, the run's settings, ``extras``), then its timing
-    on input ``x``. The timed call's output is checked before timing (one finite row per
-    input: a case that fails is never stored as a benchmark) and returned."""
+    on input ``x`` (``prepared.runner(x)``, or ``run``: another call on batches shaped like
+    ``x``, such as serving's step on a fresh batch each call; ``setup`` as in :func:`measure`).
+    The timed call's output is checked before timing (one finite row per input: a case that
+    fails is never stored as a benchmark) and returned."""
     x = (x,) if isinstance(x, torch.Tensor) else x
-    run = prepared.runner(x)
+    run = run or prepared.runner(x)
     rows = batch_len(x)
     with torch.inference_mode():
         _check_output(torch.as_tensor(run()).cpu(), rows, subject, prepared.slug, what="the output of the timed call")
@@ -425,8 +444,9 @@ def time_prepared(
         extras={**prepared.extras, **inputs, **(extras or {})},
     )  # fmt: skip
     return measure(
-        benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events, tail=tail or opts.tail
-    )
+        benchmark, run, record, group=group or subject.name, cuda_events=opts.cuda_events, tail=tail or opts.tail,
+        setup=setup,
+    )  # fmt: skip
 
 
 def run_case(benchmark: Any, session: Session, case: Case, opts: Options) -> torch.Tensor | None:

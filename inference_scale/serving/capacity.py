@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from inference_scale.errors import MissingFileError
 from inference_scale.serving.search import Policy, ServingError, batch_sizes, check_budget
 from inference_scale.serving.simulate import SIM_QUERIES, simulate_probe
+from inference_scale.serving.times import ServiceTimes
 
 __all__ = [
     "Plan",
@@ -57,16 +56,21 @@ def candidate_policies(max_batch: int, max_delay_ms: float) -> list[Policy]:
 
 
 def replicas_for(
-    service: Mapping[int, Sequence[float]], policy: Policy, qps: float, budget_ms: float, *, seed: int = 0
+    service: ServiceTimes | Mapping[int, Sequence[float]],
+    policy: Policy,
+    qps: float,
+    budget_ms: float,
+    *,
+    seed: int = 0,
 ) -> tuple[int, float] | None:
     """The fewest replicas sharing one queue whose simulated p99 at ``qps`` is within the
     budget, and that p99; None when a lone request already misses it or it takes too many."""
-    sizes = {s: v for s, v in service.items() if s <= policy.max_batch}
-    if float(np.median(sizes[min(sizes)])) * 1e3 > budget_ms:
+    sizes = ServiceTimes.of(service).up_to(policy.max_batch)
+    if sizes.median(sizes.sizes[0]) * 1e3 > budget_ms:
         return None
-    full = max(sizes)
+    full = sizes.sizes[-1]
     # Below this count the replicas cannot keep up even with every batch full (utilization >= 1).
-    c = max(1, math.ceil(qps * float(np.median(sizes[full])) / full))
+    c = max(1, math.ceil(qps * sizes.median(full) / full))
     n = max(SIM_QUERIES, int(qps * 10))
     while c <= MAX_REPLICAS:
         probe = simulate_probe(qps, n, sizes, policy, budget_ms, servers=c, seed=seed)
@@ -77,7 +81,7 @@ def replicas_for(
 
 
 def plan_replicas(
-    service: Mapping[int, Sequence[float]],
+    service: ServiceTimes | Mapping[int, Sequence[float]],
     policies: Sequence[Policy],
     qps: float,
     budget_ms: float,
@@ -137,10 +141,10 @@ def advise_serve(args: argparse.Namespace) -> int:
                 why = "no quality measured" if drop is None else f"quality drop {drop:.2f} points"
                 print(f"  {slug}: out ({why} > {args.max_accuracy_drop:g})")
                 continue
-            service = {int(s): v for s, v in entry["service_s"].items()}
+            service = ServiceTimes.from_record(entry["service_s"])
             plans = plan_replicas(service, policies, qps, budget, threads=data["threads"], seed=data["seed"])
             if not plans:
-                one = float(np.median(service[min(service)])) * 1e3
+                one = service.median(service.sizes[0]) * 1e3
                 print(f"  {slug}: no policy meets p99 <= {budget:g} ms (a lone request takes {one:.2f} ms)")
                 continue
             top = plans[0]

@@ -17,6 +17,8 @@ the worker before it propagates: nothing is left running.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import threading
 import time
 from bisect import bisect_right
@@ -25,14 +27,14 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from inference_scale.serving.search import Policy, Probe, arrivals, latency_stats, padded_size
+from inference_scale.serving.search import SPIN_S, Policy, Probe, arrivals, latency_stats, padded_size
+from inference_scale.serving.times import before_key
 
-__all__ = ["Runners", "batch_overhead_seconds", "gather", "run_probe"]
+__all__ = ["Runners", "gather", "run_probe", "serving_step", "wait_until"]
 
 # Each prepared batch size's callable factory: given a batch (fp32, CPU), the zero-arg call.
 Runners = Mapping[int, Callable[[tuple[torch.Tensor, ...]], Callable[[], object]]]
 _JOIN_SLICE_S = 0.05
-_SPIN_S = 1e-3
 
 
 def gather(pool: tuple[torch.Tensor, ...], head: int, k: int, size: int) -> tuple[torch.Tensor, ...]:
@@ -43,48 +45,32 @@ def gather(pool: tuple[torch.Tensor, ...], head: int, k: int, size: int) -> tupl
     return tuple(t.index_select(0, idx) for t in pool)
 
 
-def batch_overhead_seconds(
-    runners: Runners,
-    pool: tuple[torch.Tensor, ...],
-    *,
-    pairs: int = 200,
-    min_pairs: int = 5,
-    seconds: float = 2.0,
-) -> dict[int, float]:
-    """Per prepared size, what serving a fresh batch costs over the benchmark's call: the
-    median of the worker's whole step (:func:`gather`, building the runner, which lays the
-    batch out, and the call) less the median call on one reused input, the benchmark's way.
-    The two are interleaved, ``pairs`` of them (at least ``min_pairs``, else until ``seconds``).
-    On LeNet at batch 8 (2026-12-02, Xeon VNNI host) the step took 0.371 ms and the reused
-    call 0.320 ms: the assembly alone is 9 us, the rest is the call on a freshly made tensor;
-    left out, the simulator read the highest rate 10-23% high."""
-    out = {}
-    for size, make in runners.items():
-        reused = make(gather(pool, 0, size, size))
-        steps, calls = [], []
-        start = time.perf_counter()
-        for i in range(pairs):
-            if i >= min_pairs and time.perf_counter() - start > seconds:
-                break
-            t0 = time.perf_counter()
-            reused()
-            t1 = time.perf_counter()
-            make(gather(pool, i * size, size, size))()
-            t2 = time.perf_counter()
-            calls.append(t1 - t0)
-            steps.append(t2 - t1)
-        out[size] = max(0.0, float(np.median(steps)) - float(np.median(calls)))
-    return out
+def serving_step(
+    make: Callable[[tuple[torch.Tensor, ...]], Callable[[], object]], pool: tuple[torch.Tensor, ...], size: int
+) -> Callable[[], object]:
+    """The worker's step on a full batch of ``size``, as the load test runs it: the next
+    ``size`` requests of ``pool`` gathered (:func:`gather`), laid out by ``make`` (a prepared
+    runner) and called. Each call serves a fresh batch. The service times are taken on this,
+    not on one reused input: on LeNet at batch 8 (2026-12-02, Xeon VNNI host) the step took
+    0.371 ms and a call on a reused input 0.320 ms (the gather alone is 9 us; the rest is the
+    call on a freshly made tensor), and from the reused call the simulator read the highest
+    rate 10-23% high."""
+    heads = itertools.count(0, size)
+
+    def step() -> object:
+        return make(gather(pool, next(heads), size, size))()
+
+    return step
 
 
-def _wait_until(at: float, stop: threading.Event) -> None:
+def wait_until(at: float, stop: threading.Event) -> None:
     """Return at ``at`` (perf_counter seconds), or as soon as ``stop`` is set."""
     while not stop.is_set():
         left = at - time.perf_counter()
         if left <= 0:
             return
-        if left > _SPIN_S:
-            stop.wait(min(left - _SPIN_S / 2, _JOIN_SLICE_S))
+        if left > SPIN_S:
+            stop.wait(min(left - SPIN_S / 2, _JOIN_SLICE_S))
 
 
 def _worker(
@@ -96,15 +82,18 @@ def _worker(
     stop: threading.Event,
     finish: np.ndarray,
     threads: int,
-    service: list[tuple[int, float]],
+    service: list[tuple[int, float, str]],
 ) -> None:
     torch.set_num_threads(threads)  # the intra-op setting `bench` times under, in this thread too
     sizes = tuple(sorted(runners))
     n, head, b = len(schedule), 0, policy.max_batch
+    previous: int | None = None
     while head < n and not stop.is_set():
         # Ready when the batch is full or its oldest request has waited max_delay.
         full_at = schedule[head + b - 1] if head + b - 1 < n else float("inf")
-        _wait_until(t0 + max(schedule[head], min(full_at, schedule[head] + policy.max_delay_s)), stop)
+        ready = t0 + max(schedule[head], min(full_at, schedule[head] + policy.max_delay_s))
+        slept = ready - time.perf_counter() > SPIN_S  # wait_until sleeps on such a wait
+        wait_until(ready, stop)
         if stop.is_set():
             return
         now = time.perf_counter() - t0
@@ -113,7 +102,8 @@ def _worker(
         started = time.perf_counter()  # the batch's service: assembling it, laying it out, the call
         runners[size](gather(pool, head, k, size))()
         done = time.perf_counter()
-        service.append((size, done - started))
+        service.append((size, done - started, before_key(size, previous, slept)))
+        previous = size
         finish[head : head + k] = done
         head += k
 
@@ -129,14 +119,15 @@ def run_probe(
     seed: int,
     threads: int,
     max_seconds: float,
-) -> tuple[Probe, list[tuple[int, float]]]:
+) -> tuple[Probe, list[tuple[int, float, str]]]:
     """Offer ``n`` Poisson queries at ``rate`` per second (arrivals seeded by ``seed``); each
-    is one sample of ``pool``. Returns the probe and each batch's (prepared size, seconds).
+    is one sample of ``pool``. Returns the probe and each batch's (prepared size, seconds,
+    what ran before it: :func:`~.times.before_key`).
     A probe that has not served every query after ``max_seconds`` stops and fails."""
     schedule = arrivals(rate, n, seed)
     stop = threading.Event()
     finish = np.full(n, np.nan)
-    service: list[tuple[int, float]] = []
+    service: list[tuple[int, float, str]] = []
     t0 = time.perf_counter() + 0.005  # the worker starts before the first arrival
     work = threading.Thread(
         target=_worker,
@@ -145,6 +136,11 @@ def run_probe(
         daemon=True,  # never keeps the interpreter alive; it is joined below in any case
     )
     deadline = t0 + max_seconds
+    # A production Python server freezes its start-up heap so that a full collection walks only
+    # what serving allocates (gc.freeze, in the gc module's docs). This process holds about
+    # 710,000 objects from torch's imports, whose full collection took 193 ms (LeNet,
+    # 2026-12-02, Xeon VNNI host): one inside a probe would be charged to the model.
+    gc.freeze()
     try:
         work.start()
         while work.is_alive() and time.perf_counter() < deadline:
@@ -153,6 +149,7 @@ def run_probe(
         stop.set()
         if work.ident is not None:
             work.join()
+        gc.unfreeze()
     served = ~np.isnan(finish)
     complete = bool(served.all())
     p50, p99 = latency_stats(finish - (t0 + schedule)) if complete else (float("nan"), float("inf"))

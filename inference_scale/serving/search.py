@@ -16,6 +16,7 @@ from inference_scale.errors import InferenceScaleError, InvalidValueError
 
 __all__ = [
     "PERCENTILE",
+    "SPIN_S",
     "Policy",
     "Probe",
     "ServingError",
@@ -32,6 +33,10 @@ PERCENTILE = 0.99  # the latency bound is on the 99th percentile (LoadGen's Serv
 CONFIDENCE = 0.99  # how sure a passing probe is that the true p99 is within the bound
 TOLERATED_OVER = 1  # queries over the bound a probe may see and still be sure (early stopping)
 BISECT_TOLERANCE = 0.05  # stop bisecting when the bracket is this narrow (relative)
+# The load test's worker spins on waits up to this long and sleeps on longer ones (a sleep
+# overshoots by tens of microseconds); a call after a sleep is slower, and the simulator draws
+# such batches from the service times taken after one (serving.service).
+SPIN_S = 1e-3
 
 
 class ServingError(InferenceScaleError, ValueError):

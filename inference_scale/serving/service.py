@@ -5,10 +5,13 @@ pytest-benchmark JSON.
 ``run_case`` builds it). :func:`time_service` then runs pytest in this process on
 :mod:`._service_test`, whose one test times each prepared (state, batch size) through
 ``suite.time_prepared``: the same warm-up, timer, record (``BenchmarkRecord`` in
-``extra_info``) and JSON as ``inference-scale bench``. Unlike re-running ``bench``, the objects
-timed are the very ones the load test then serves, so each state is prepared (and compiled)
-once per batch size, not twice. The JSON (with every round's time, ``--benchmark-save-data``)
-is read back: the simulator draws from those times.
+``extra_info``) and JSON as ``inference-scale bench``. What it times is the load test's own
+step on a fresh batch (:func:`~.loadgen.serving_step`), and the objects timed are the very ones
+the load test then serves, so each state is prepared (and compiled) once per batch size, not
+twice. ``serve`` times each state just before its load test, so that the host's speed, which
+drifts by several percent over minutes on a shared VM, is the same for both. The JSON (with
+every round's time, ``--benchmark-save-data``) is read back: the simulator draws from those
+times.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import contextlib
 import json
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +39,28 @@ from inference_scale.measure.suite import (
     quality,
     skip_reason,
 )
+from inference_scale.serving.loadgen import serving_step, wait_until
+from inference_scale.serving.search import SPIN_S
+from inference_scale.serving.times import SAME, SLEEP
 from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
-__all__ = ["Served", "ServiceTimingError", "check_state", "current_plan", "prepare", "time_service"]
+__all__ = [
+    "IDLE_GAP_S",
+    "Served",
+    "ServiceTimingError",
+    "Timing",
+    "after_others",
+    "back_to_back",
+    "check_state",
+    "current_plan",
+    "idle_wait",
+    "merge_benchmark_json",
+    "prepare",
+    "time_service",
+]
 
-_PLAN: list[Served] = []
+_PLAN: list[Timing] = []
 SERVICE_MAX_TIME_S = 0.5  # pytest-benchmark's --benchmark-max-time per batch size
 # Before its service times, each prepared batch size runs untimed for at least this long and
 # this many calls (at most SETTLE_MAX_S). The suite's two warm-up calls do not settle every
@@ -48,6 +68,17 @@ SERVICE_MAX_TIME_S = 0.5  # pytest-benchmark's --benchmark-max-time per batch si
 # ms after (2026-12-02, Intel Xeon VNNI host), so 14 rounds of 0.5 s read a 54 ms median and the
 # simulator, drawing from them, put the highest rate at half the load test's.
 SETTLE_S, SETTLE_CALLS, SETTLE_MAX_S = 1.0, 10, 15.0
+# Each size is also timed after the worker's own wait of this long (it sleeps on waits over
+# SPIN_S): on LeNet a batch after a sleep took 0.25 ms against 0.17 ms back to back, whether
+# the sleep was 0.1 or 2 ms (2026-12-02, Xeon VNNI host), and in a load test at 70% of the
+# highest rate most batches of 1-4 follow one.
+IDLE_GAP_S = 2 * SPIN_S
+_NEVER = threading.Event()
+
+
+def idle_wait() -> None:
+    """The worker's wait (:func:`~.loadgen.wait_until`) for :data:`IDLE_GAP_S`."""
+    wait_until(time.perf_counter() + IDLE_GAP_S, _NEVER)
 
 
 class ServiceTimingError(InferenceScaleError, ValueError):
@@ -63,11 +94,58 @@ class Served:
     batch: int
     prepared: Prepared
     x: tuple[torch.Tensor, ...]  # the model's inputs at this batch size
+    pool: tuple[torch.Tensor, ...]  # the requests: the load test's inputs, one request a row
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return f"{self.model}-{self.state}-b{self.batch}"
+
+    def step(self) -> Callable[[], object]:
+        """What is timed and served: a fresh full batch from :attr:`pool` each call."""
+        return serving_step(self.prepared.runner, self.pool, self.batch)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One service-time benchmark: ``served``'s step, each round right after ``before``: the
+    same step (:data:`~.times.SAME`, back to back), the worker's sleep (:data:`~.times.SLEEP`)
+    or another prepared size's step."""
+
+    served: Served
+    before: Served | str = SAME
+
+    @property
+    def after(self) -> str:
+        return self.before if isinstance(self.before, str) else f"b{self.before.batch}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.served.id}-after-{self.after}"
+
+    def setup(self) -> Callable[[], None] | None:
+        """What runs untimed before each round (None: nothing, back to back)."""
+        if self.before == SAME:
+            return None
+        if self.before == SLEEP:
+            return idle_wait
+        step = self.before.step() if isinstance(self.before, Served) else None
+
+        def before() -> None:  # pytest-benchmark takes a setup's return value as arguments
+            if step is not None:
+                step()
+
+        return before
+
+
+def back_to_back(served: Sequence[Served]) -> list[Timing]:
+    """Each size timed back to back: the simulator's first answer rests on these."""
+    return [Timing(entry) for entry in served]
+
+
+def after_others(served: Sequence[Served]) -> list[Timing]:
+    """Each size timed after the worker's sleep and after every other size's step."""
+    return [Timing(e, SLEEP) for e in served] + [Timing(e, o) for e in served for o in served if o is not e]
 
 
 def check_state(session: Session, model: str, slug: str, opts: Options) -> str:
@@ -80,8 +158,11 @@ def check_state(session: Session, model: str, slug: str, opts: Options) -> str:
     return state.slug
 
 
-def prepare(session: Session, model: str, slug: str, batch: int, opts: Options) -> Served:
-    """``model`` in state ``slug``, prepared for one static batch size as ``run_case`` does."""
+def prepare(
+    session: Session, model: str, slug: str, batch: int, opts: Options, *, pool: tuple[torch.Tensor, ...]
+) -> Served:
+    """``model`` in state ``slug``, prepared for one static batch size as ``run_case`` does,
+    to serve requests drawn from ``pool``."""
     subject, module, macs = session.model(model)
     x = example_input(subject, batch)
     ctx = Context(
@@ -92,10 +173,10 @@ def prepare(session: Session, model: str, slug: str, batch: int, opts: Options) 
     state = get_state(slug)
     prepared = state(module, ctx)
     extras = quality(prepared, session, subject, batch, opts, baseline=state.slug == BASELINE) if batch == 1 else {}
-    return Served(model=model, state=state.slug, batch=batch, prepared=prepared, x=x, extras=extras)
+    return Served(model=model, state=state.slug, batch=batch, prepared=prepared, x=x, pool=pool, extras=extras)
 
 
-def current_plan() -> list[Served]:
+def current_plan() -> list[Timing]:
     """What :mod:`._service_test` times (set by :func:`time_service` for its pytest run)."""
     return list(_PLAN)
 
@@ -103,7 +184,7 @@ def current_plan() -> list[Served]:
 def _settle(entry: Served) -> None:
     """Untimed calls of ``entry`` until :data:`SETTLE_S` and :data:`SETTLE_CALLS` are both
     passed, or :data:`SETTLE_MAX_S` is."""
-    run = entry.prepared.runner(entry.x)
+    run = entry.step()
     start, calls = time.perf_counter(), 0
     while calls < SETTLE_CALLS or time.perf_counter() - start < SETTLE_S:
         if time.perf_counter() - start > SETTLE_MAX_S:
@@ -113,17 +194,19 @@ def _settle(entry: Served) -> None:
 
 
 def time_service(
-    served: Sequence[Served], session: Session, opts: Options, *, json_out: Path
-) -> dict[tuple[str, int], list[float]]:
-    """Time each prepared batch size through the suite's runner in pytest; writes its
-    pytest-benchmark JSON to ``json_out`` and returns, per (state, batch size), the seconds of
-    every timed call read back from it."""
+    plan: Sequence[Timing], session: Session, opts: Options, *, json_out: Path, settle: bool = True
+) -> dict[tuple[int, str], list[float]]:
+    """Time each of ``plan`` (one state's) through the suite's runner in pytest; writes its
+    pytest-benchmark JSON to ``json_out`` and returns, per (batch size, what ran before), the
+    seconds of every timed call read back from it. With ``settle``, each size first runs
+    untimed (:func:`_settle`)."""
     import pytest
 
-    for entry in served:
-        _settle(entry)
+    if settle:
+        for entry in dict.fromkeys(t.served.id for t in plan):
+            _settle(next(t.served for t in plan if t.served.id == entry))
     test_file = Path(__file__).with_name("_service_test.py")
-    _PLAN[:] = list(served)
+    _PLAN[:] = list(plan)
     _SESSION[:] = [session, opts]
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -141,12 +224,18 @@ def time_service(
         raise KeyboardInterrupt
     if code != 0:
         raise ServiceTimingError(f"timing the service times failed (pytest exited {code}); see its output above")
-    data = json.loads(json_out.read_text())
-    out: dict[tuple[str, int], list[float]] = {}
-    for bench in data["benchmarks"]:
+    out: dict[tuple[int, str], list[float]] = {}
+    for bench in json.loads(json_out.read_text())["benchmarks"]:
         info = bench["extra_info"]
-        out[(info["state"], int(info["batch_size"]))] = [float(t) for t in bench["stats"]["data"]]
+        out[(int(info["batch_size"]), info["after"])] = [float(t) for t in bench["stats"]["data"]]
     return out
+
+
+def merge_benchmark_json(paths: Sequence[Path]) -> dict[str, Any]:
+    """One pytest-benchmark JSON from several runs of :func:`time_service` in this process
+    (one per state): the first run's machine and commit info, every run's benchmarks."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    return {**runs[0], "benchmarks": [b for run in runs for b in run["benchmarks"]]}
 
 
 _SESSION: list[Any] = []  # the Session and Options of the current pytest run

@@ -5,7 +5,9 @@ times measured for its (padded) batch size.
 The batcher's rule, here and in :mod:`.loadgen`: when a worker is free, it starts a batch as
 soon as the queue holds ``max_batch`` requests or its oldest request has waited ``max_delay``,
 and takes the oldest requests, up to ``max_batch``. The batch runs at the smallest prepared size
-that holds it (padding), so its service time is one drawn from that size's measured times.
+that holds it (padding), so its service time is one drawn from that size's measured times
+after what ran before it on that worker (:mod:`.times`): a sleep, where it waited longer than
+:data:`~.search.SPIN_S` (it sleeps on such waits), else the previous batch's size.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from inference_scale.serving.search import Policy, Probe, arrivals, latency_stats, padded_size, search_highest_rate
+from inference_scale.serving.search import (
+    SPIN_S,
+    Policy,
+    Probe,
+    arrivals,
+    latency_stats,
+    padded_size,
+    search_highest_rate,
+)
+from inference_scale.serving.times import ServiceTimes, before_key
 
 __all__ = ["SIM_QUERIES", "simulate", "simulate_probe", "simulated_highest_rate"]
 
@@ -25,42 +36,48 @@ SIM_QUERIES = 20_000  # per simulated search probe: its p99 rests on 200 queries
 
 def simulate(
     times: np.ndarray,
-    service: Mapping[int, Sequence[float]],
+    service: ServiceTimes | Mapping[int, Sequence[float]],
     policy: Policy,
     *,
     servers: int = 1,
     seed: int = 0,
 ) -> np.ndarray:
     """Latency (completion minus arrival, seconds) of each request arriving at ``times``
-    (sorted), served by ``servers`` workers sharing one batcher. ``service`` maps each prepared
-    batch size to its measured seconds per call; each batch draws one, seeded."""
+    (sorted), served by ``servers`` workers sharing one batcher. ``service`` holds each
+    prepared batch size's measured seconds per call; each batch draws one, seeded."""
     rng = np.random.default_rng(seed)
-    sizes = tuple(sorted(service))
-    pools = {s: np.asarray(service[s], dtype=float) for s in sizes}
+    times_of = ServiceTimes.of(service)
+    sizes = times_of.sizes
+    pools: dict[tuple[int, str], np.ndarray] = {}
     arr = [float(t) for t in times]
     n, head = len(arr), 0
     latency = np.empty(n)
-    free = [0.0] * servers  # when each worker is next free
-    heapq.heapify(free)
+    free = [(0.0, w) for w in range(servers)]  # (when each worker is next free, which)
+    previous: list[int | None] = [None] * servers  # each worker's last batch size
     b, delay = policy.max_batch, policy.max_delay_s
     while head < n:
-        t_free = heapq.heappop(free)
+        t_free, worker = heapq.heappop(free)
         full_at = arr[head + b - 1] if head + b - 1 < n else float("inf")
         # The batch starts when a worker is free and the batch is full or its oldest timed out.
         start = max(t_free, arr[head], min(full_at, arr[head] + delay))
         k = min(b, bisect_right(arr, start, lo=head, hi=min(n, head + b)) - head)
-        pool = pools[padded_size(k, sizes)]
+        size = padded_size(k, sizes)
+        key = (size, before_key(size, previous[worker], start - t_free > SPIN_S))
+        if key not in pools:
+            pools[key] = np.asarray(times_of.draws(*key), dtype=float)
+        pool = pools[key]
         finish = start + float(pool[rng.integers(len(pool))])
         latency[head : head + k] = finish - np.asarray(arr[head : head + k])
         head += k
-        heapq.heappush(free, finish)
+        previous[worker] = size
+        heapq.heappush(free, (finish, worker))
     return latency
 
 
 def simulate_probe(
     rate: float,
     n: int,
-    service: Mapping[int, Sequence[float]],
+    service: ServiceTimes | Mapping[int, Sequence[float]],
     policy: Policy,
     budget_ms: float,
     *,
@@ -75,7 +92,7 @@ def simulate_probe(
 
 
 def simulated_highest_rate(
-    service: Mapping[int, Sequence[float]],
+    service: ServiceTimes | Mapping[int, Sequence[float]],
     policy: Policy,
     budget_ms: float,
     *,
@@ -86,7 +103,7 @@ def simulated_highest_rate(
 ) -> tuple[float | None, list[Probe]]:
     """The simulator's highest rate under the budget, by the same search as the load test,
     starting from one worker's throughput at batch 1. None when even a lone request misses it."""
-    one = float(np.median(service[min(service)]))
+    one = ServiceTimes.of(service).median(ServiceTimes.of(service).sizes[0])
     if one * 1e3 > budget_ms:
         return None, []
     return search_highest_rate(
