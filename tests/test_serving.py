@@ -122,7 +122,7 @@ def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, A
 
 # The 0.5 s check probe's p99 is its 70th-largest latency of about 7,000: one host stall of a
 # few milliseconds moves it past 20%. Within 5% in 8 of 8 runs of this case alone, it missed in
-# 1 of 2 CI runs (4.16 ms measured, 1.34 ms simulated; 2026-12-03). Longer probes are no cure:
+# 2 of 3 CI runs (one: 4.16 ms measured, 1.34 ms simulated; 2026-12-03). Longer probes are no cure:
 # at 20,000 queries the measured highest rate fell to 15,463 q/s against 19,175 simulated.
 @TIMING
 @pytest.mark.xfail(strict=False, reason="a host stall in the 0.5 s check probe moves its p99 (docs/serving.md)")
