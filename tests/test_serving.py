@@ -111,8 +111,8 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
 
 # With the service times per what ran before (a sleep, another size), taken on both sides of
 # the load test and on a fresh thread's stack as the worker's (runtime.on_fresh_stack), the
-# simulator was within 11% of the measured highest rate in 9 of 9 runs of this case and in
-# both CI runs (2026-12-03, Xeon VNNI host): docs/serving.md. Before the fresh stack its service
+# simulator was within 11% of the measured highest rate in 9 of 9 runs of this case and in all
+# 3 CI runs (2026-12-03, Xeon VNNI host): docs/serving.md. Before the fresh stack its service
 # times read 17-40% slow here. A host that swings wider skips it with INFERENCE_SCALE_TIMING_TESTS=0.
 @TIMING
 def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, Any], Path]) -> None:

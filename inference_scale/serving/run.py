@@ -8,7 +8,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,13 +160,6 @@ class _Limits:
         return min(self.max_probe_queries, max(min_queries(), math.ceil(rate * self.min_duration_s)))
 
 
-def _medians_ms(rounds: Mapping[tuple[int, str], Sequence[float]]) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for (size, before), times in sorted(rounds.items()):
-        out.setdefault(str(size), {})[before] = float(np.median(times)) * 1e3
-    return out
-
-
 def _serve_state(
     slug: str, entry: list[Served], timed: Callable[..., dict[tuple[int, str], list[float]]], target: float | None,
     lim: _Limits,
@@ -176,7 +169,7 @@ def _serve_state(
     service = ServiceTimes(rounds)
     one_ms = service.median(1) * 1e3
     out: dict[str, Any] = {
-        "service_s": service.to_record(), "service_median_ms": _medians_ms(rounds),
+        "service_s": service.to_record(), "service_median_ms": service.medians_ms(),
         "single_request_ms": one_ms, "quality": entry[0].extras, "probes": [], "verdict": None,
         "measured_highest_qps": None, "simulated_highest_qps": None, "simulated_steady_qps": None, "ratio": None,
         "check": None,
@@ -203,9 +196,10 @@ def _serve_state(
         return out
     # Load-tested: each size also after a sleep and after each other size, as batches run there.
     rounds = {**rounds, **timed(after_others(entry), settle=False)}
-    start = 0.5 * (simulated_highest_rate(ServiceTimes(rounds), policy, budget, seed=seed)[0] or steady)
+    drawn = ServiceTimes(rounds)
+    start = 0.5 * (simulated_highest_rate(drawn, policy, budget, seed=seed)[0] or steady)
     runners = {s.batch: s.prepared.runner for s in entry}
-    probes, batch_times = _load_test(slug, runners, entry[0].pool, ServiceTimes(rounds), lim, start, slowest)
+    probes, batch_times = _load_test(slug, runners, entry[0].pool, drawn, lim, start, slowest)
     # The back-to-back times again, after the load test: pooled with the first, they span it.
     # This host's speed moves between epochs of seconds (LeNet's batch of 8 took 0.354-0.453 ms
     # in 80 windows of 0.5 s, 2026-12-02, Xeon VNNI host), and times from before alone put the
@@ -218,7 +212,7 @@ def _serve_state(
     for key, times in again.items():
         rounds[key] = [*rounds[key], *times]
     service = ServiceTimes(rounds)
-    out["service_s"], out["service_median_ms"] = service.to_record(), _medians_ms(rounds)
+    out["service_s"], out["service_median_ms"] = service.to_record(), service.medians_ms()
     out["simulated_steady_qps"] = simulated_highest_rate(service, policy, budget, seed=seed)[0]
     _summarize(out, slug, service, probes, batch_times, lim, start, slowest)
     if target is not None and out["measured_highest_qps"] is not None:
@@ -301,7 +295,7 @@ def _summarize(
     for size, sec, before in batch_times:
         by_key.setdefault((size, before), []).append(sec)
     load = {key: v for key, v in by_key.items() if len(v) >= MIN_BATCHES}
-    out["load_test_service_median_ms"] = _medians_ms(load)
+    out["load_test_service_median_ms"] = ServiceTimes(load).medians_ms()
     # What the load test's batches took over what the simulator drew for them.
     out["service_drift"] = {
         f"b{size}" + ("" if before == SAME else " after a sleep" if before == SLEEP else f" after {before}"):

@@ -125,15 +125,12 @@ class Timing:
 
     def setup(self) -> Callable[[], None] | None:
         """What runs untimed before each round (None: nothing, back to back)."""
-        if self.before == SAME:
-            return None
-        if self.before == SLEEP:
-            return idle_wait
-        step = self.before.step() if isinstance(self.before, Served) else None
+        if isinstance(self.before, str):
+            return None if self.before == SAME else idle_wait
+        step = self.before.step()
 
         def before() -> None:  # pytest-benchmark takes a setup's return value as arguments
-            if step is not None:
-                step()
+            step()
 
         return before
 
@@ -203,8 +200,8 @@ def time_service(
     import pytest
 
     if settle:
-        for entry in dict.fromkeys(t.served.id for t in plan):
-            _settle(next(t.served for t in plan if t.served.id == entry))
+        for served in {t.served.id: t.served for t in plan}.values():
+            _settle(served)
     test_file = Path(__file__).with_name("_service_test.py")
     _PLAN[:] = list(plan)
     _SESSION[:] = [session, opts]

@@ -103,11 +103,12 @@ def simulated_highest_rate(
 ) -> tuple[float | None, list[Probe]]:
     """The simulator's highest rate under the budget, by the same search as the load test,
     starting from one worker's throughput at batch 1. None when even a lone request misses it."""
-    one = ServiceTimes.of(service).median(ServiceTimes.of(service).sizes[0])
+    times = ServiceTimes.of(service)
+    one = times.median(times.sizes[0])
     if one * 1e3 > budget_ms:
         return None, []
     return search_highest_rate(
-        lambda r: simulate_probe(r, queries, service, policy, budget_ms, servers=servers, seed=seed),
+        lambda r: simulate_probe(r, queries, times, policy, budget_ms, servers=servers, seed=seed),
         start=0.5 * servers / one,
         max_probes=40,
         tolerance=tolerance,

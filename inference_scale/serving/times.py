@@ -61,6 +61,13 @@ class ServiceTimes:
         """The sizes a batcher of ``max_batch`` runs at."""
         return ServiceTimes({key: v for key, v in self.rounds.items() if key[0] <= max_batch})
 
+    def medians_ms(self) -> dict[str, dict[str, float]]:
+        """The median of each measured pool in ms, nested as :meth:`to_record` nests them."""
+        return {
+            size: {before: float(np.median(t)) * 1e3 for before, t in by.items()}
+            for size, by in self.to_record().items()
+        }
+
     def to_record(self) -> dict[str, dict[str, list[float]]]:
         """The serve JSON's ``service_s``: size -> what ran before -> seconds."""
         out: dict[str, dict[str, list[float]]] = {}
