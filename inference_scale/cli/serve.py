@@ -50,21 +50,29 @@ def run(args: argparse.Namespace) -> int:
         check = entry["check"]
         sim = entry["simulated_highest_qps"]
         ratio = "-" if entry["ratio"] is None else f"{entry['ratio']:.3f}"
-        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated {sim or 0:.1f} q/s, "
-              f"simulated/measured {ratio} (steady state {entry['simulated_steady_qps'] or 0:.1f} q/s); at "
-              f"{check['offered_qps']:.1f} q/s (70%) p99 measured {check['measured_p99_ms']:.2f} ms, simulated "
-              f"{check['simulated_p99_ms']:.2f} ms")  # fmt: skip
+        epochs = entry.get("simulated_highest_qps_before_after") or []  # absent from older records
+        band = "; ".join(f"{q or 0:.1f} from the times {when}" for q, when in zip(epochs, ("before the load test",
+                         "after"), strict=False))  # fmt: skip
+        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated {sim or 0:.1f} q/s "
+              f"({band or 'one set of times'}), simulated/measured {ratio} (steady state "
+              f"{entry['simulated_steady_qps'] or 0:.1f} q/s); at "
+              f"{check['offered_qps']:.1f} q/s (70%) p99 measured {_ms(check['measured_p99_ms'])}, simulated "
+              f"{_ms(check['simulated_p99_ms'])} (medians of {len(check.get('trials', [0]))} probes)")  # fmt: skip
         moved = [f"{key} {r:.2f}x" for key, r in entry["service_drift"].items() if abs(r - 1.0) > DRIFT]
         if moved:
             print(f"    note: in the load test, batches took {', '.join(moved)} their benchmark's time, which is "
-                  "what the simulator draws (the host's speed moved, or its waits were longer than the "
-                  "benchmark's sleep)")  # fmt: skip
+                  "what the simulator draws (the host's speed moved, or so did what ran before them)")  # fmt: skip
         for plan in entry.get("capacity", [])[:1]:
             print(f"    {result['qps']:g} q/s: {plan['replicas']} replica(s), {plan['cores']} core(s) with max batch "
                   f"{plan['max_batch']}, max delay {plan['max_delay_ms']:g} ms")  # fmt: skip
     if args.json:
         print(f"wrote {args.json}", file=sys.stderr)
     return status
+
+
+def _ms(value: float | None) -> str:
+    """A latency for the console: "-" where the probe did not finish (no p99)."""
+    return "-" if value is None else f"{value:.2f} ms"
 
 
 def _positive_float(text: str) -> float:

@@ -92,7 +92,7 @@ def _worker(
         # Ready when the batch is full or its oldest request has waited max_delay.
         full_at = schedule[head + b - 1] if head + b - 1 < n else float("inf")
         ready = t0 + max(schedule[head], min(full_at, schedule[head] + policy.max_delay_s))
-        slept = ready - time.perf_counter() > SPIN_S  # wait_until sleeps on such a wait
+        idle = ready - time.perf_counter()  # wait_until sleeps through a wait over SPIN_S
         wait_until(ready, stop)
         if stop.is_set():
             return
@@ -102,7 +102,7 @@ def _worker(
         started = time.perf_counter()  # the batch's service: assembling it, laying it out, the call
         runners[size](gather(pool, head, k, size))()
         done = time.perf_counter()
-        service.append((size, done - started, before_key(size, previous, slept)))
+        service.append((size, done - started, before_key(size, previous, idle)))
         previous = size
         finish[head : head + k] = done
         head += k

@@ -40,13 +40,11 @@ from inference_scale.measure.suite import (
     skip_reason,
 )
 from inference_scale.serving.loadgen import serving_step, wait_until
-from inference_scale.serving.search import SPIN_S
-from inference_scale.serving.times import SAME, SLEEP
+from inference_scale.serving.times import SAME, SLEEPS
 from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
 __all__ = [
-    "IDLE_GAP_S",
     "Served",
     "ServiceTimingError",
     "Timing",
@@ -54,7 +52,6 @@ __all__ = [
     "back_to_back",
     "check_state",
     "current_plan",
-    "idle_wait",
     "merge_benchmark_json",
     "prepare",
     "time_service",
@@ -68,17 +65,16 @@ SERVICE_MAX_TIME_S = 0.5  # pytest-benchmark's --benchmark-max-time per batch si
 # ms after (2026-12-02, Intel Xeon VNNI host), so 14 rounds of 0.5 s read a 54 ms median and the
 # simulator, drawing from them, put the highest rate at half the load test's.
 SETTLE_S, SETTLE_CALLS, SETTLE_MAX_S = 1.0, 10, 15.0
-# Each size is also timed after the worker's own wait of this long (it sleeps on waits over
-# SPIN_S): on LeNet a batch after a sleep took 0.25 ms against 0.17 ms back to back, whether
-# the sleep was 0.1 or 2 ms (2026-12-02, Xeon VNNI host), and in a load test at 70% of the
-# highest rate most batches of 1-4 follow one.
-IDLE_GAP_S = 2 * SPIN_S
 _NEVER = threading.Event()
 
 
-def idle_wait() -> None:
-    """The worker's wait (:func:`~.loadgen.wait_until`) for :data:`IDLE_GAP_S`."""
-    wait_until(time.perf_counter() + IDLE_GAP_S, _NEVER)
+def _idle(gap_ms: float) -> Callable[[], None]:
+    """The worker's wait (:func:`~.loadgen.wait_until`) for ``gap_ms``: a sleep, then a spin."""
+
+    def wait() -> None:
+        wait_until(time.perf_counter() + gap_ms / 1e3, _NEVER)
+
+    return wait
 
 
 class ServiceTimingError(InferenceScaleError, ValueError):
@@ -109,8 +105,8 @@ class Served:
 @dataclass(frozen=True)
 class Timing:
     """One service-time benchmark: ``served``'s step, each round right after ``before``: the
-    same step (:data:`~.times.SAME`, back to back), the worker's sleep (:data:`~.times.SLEEP`)
-    or another prepared size's step."""
+    same step (:data:`~.times.SAME`, back to back), one of the worker's sleeps (a key of
+    :data:`~.times.SLEEPS`) or another prepared size's step."""
 
     served: Served
     before: Served | str = SAME
@@ -126,7 +122,7 @@ class Timing:
     def setup(self) -> Callable[[], None] | None:
         """What runs untimed before each round (None: nothing, back to back)."""
         if isinstance(self.before, str):
-            return None if self.before == SAME else idle_wait
+            return None if self.before == SAME else _idle(SLEEPS[self.before])
         step = self.before.step()
 
         def before() -> None:  # pytest-benchmark takes a setup's return value as arguments
@@ -141,8 +137,10 @@ def back_to_back(served: Sequence[Served]) -> list[Timing]:
 
 
 def after_others(served: Sequence[Served]) -> list[Timing]:
-    """Each size timed after the worker's sleep and after every other size's step."""
-    return [Timing(e, SLEEP) for e in served] + [Timing(e, o) for e in served for o in served if o is not e]
+    """Each size timed after each of the worker's sleeps and after every other size's step."""
+    return [Timing(e, key) for e in served for key in SLEEPS] + [
+        Timing(e, o) for e in served for o in served if o is not e
+    ]
 
 
 def check_state(session: Session, model: str, slug: str, opts: Options) -> str:

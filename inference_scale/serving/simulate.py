@@ -6,8 +6,9 @@ The batcher's rule, here and in :mod:`.loadgen`: when a worker is free, it start
 soon as the queue holds ``max_batch`` requests or its oldest request has waited ``max_delay``,
 and takes the oldest requests, up to ``max_batch``. The batch runs at the smallest prepared size
 that holds it (padding), so its service time is one drawn from that size's measured times
-after what ran before it on that worker (:mod:`.times`): a sleep, where it waited longer than
-:data:`~.search.SPIN_S` (it sleeps on such waits), else the previous batch's size.
+after what ran before it on that worker (:mod:`.times`): a sleep of about its idle wait, where
+that was longer than :data:`~.search.SPIN_S` (it sleeps on such waits), else the previous
+batch's size.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from inference_scale.serving.search import (
-    SPIN_S,
     Policy,
     Probe,
     arrivals,
@@ -62,7 +62,7 @@ def simulate(
         start = max(t_free, arr[head], min(full_at, arr[head] + delay))
         k = min(b, bisect_right(arr, start, lo=head, hi=min(n, head + b)) - head)
         size = padded_size(k, sizes)
-        key = (size, before_key(size, previous[worker], start - t_free > SPIN_S))
+        key = (size, before_key(size, previous[worker], start - t_free))
         if key not in pools:
             pools[key] = np.asarray(times_of.draws(*key), dtype=float)
         pool = pools[key]

@@ -4,11 +4,15 @@ before it, as the service-time benchmark measured them and the simulator draws t
 What ran before matters. On ResNet-50 ov-int8 (2026-12-02, Xeon VNNI host) a batch of 1 took
 4.95 ms back to back, 5.37 ms right after a batch of 2 and 6.98 ms right after a batch of 8
 (the bigger batch's activations and weights have left the caches); on LeNet a batch of 1 took
-0.17 ms back to back and 0.25 ms right after the worker slept. A load test mixes all three, so
-each batch in the simulator draws from the times taken after what preceded it there:
+0.17 ms back to back and 0.25 ms right after the worker slept. How long it slept matters too,
+where the weights outgrow the core's caches: ResNet-50 int8-static's batch of 1 took 10.2 ms
+back to back, 10.5 ms after a 2 ms sleep, 10.9 ms after 10 ms and 11.8 ms after 20 ms
+(2026-12-03, Xeon VNNI host; LeNet's took the same after 0.1 or 2 ms). A load test mixes all
+of these, so each batch in the simulator draws from the times taken after what preceded it there:
 
 * :data:`SAME`: the same size (the benchmark's ordinary back-to-back rounds);
-* :data:`SLEEP`: the worker's sleep (it sleeps on waits over :data:`~.search.SPIN_S`);
+* a sleep (the worker sleeps on waits over :data:`~.search.SPIN_S`), keyed by the nearest of
+  :data:`IDLE_GAPS_MS` (:func:`sleep_key`);
 * ``"b<k>"``: a step at another size ``k``.
 """
 
@@ -20,22 +24,48 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SAME", "SLEEP", "ServiceTimes", "before_key"]
+from inference_scale.serving.search import SPIN_S
 
-SAME, SLEEP = "same", "sleep"
+__all__ = ["IDLE_GAPS_MS", "SAME", "SLEEP", "SLEEPS", "ServiceTimes", "before_key", "describe", "sleep_key"]
+
+SAME = "same"
+# The worker's sleeps the service times are also taken after, a factor of 4 apart: a sleep of
+# any length is drawn from the nearest (a geometric bucket: up to 4 ms from 2 ms, up to 16 ms
+# from 8, longer from 32). At the load test's 70% check, ResNet-50's idle waits run 5-30 ms.
+IDLE_GAPS_MS = (2, 8, 32)
 
 
-def before_key(size: int, previous: int | None, slept: bool) -> str:
-    """What ran before a batch of ``size``: a sleep, the same size (or nothing yet), or ``b<k>``."""
-    if slept:
-        return SLEEP
+def sleep_key(gap_ms: float) -> str:
+    """The key of a sleep of ``gap_ms`` before a batch: that of the nearest of :data:`IDLE_GAPS_MS`."""
+    nearest = next((g for g in IDLE_GAPS_MS if gap_ms <= 2 * g), IDLE_GAPS_MS[-1])
+    return f"sleep{nearest}ms"
+
+
+SLEEPS = {sleep_key(g): g for g in IDLE_GAPS_MS}  # each sleep key and the gap (ms) it is timed after
+SLEEP = sleep_key(IDLE_GAPS_MS[0])  # the shortest; records before the buckets had one, "sleep"
+_LEGACY_SLEEP = "sleep"
+
+
+def before_key(size: int, previous: int | None, idle_s: float) -> str:
+    """What ran before a batch of ``size``: a sleep (``idle_s`` over :data:`~.search.SPIN_S`,
+    which the worker sleeps through), the same size (or nothing yet), or ``b<k>``."""
+    if idle_s > SPIN_S:
+        return sleep_key(idle_s * 1e3)
     return SAME if previous in (None, size) else f"b{previous}"
+
+
+def describe(size: int, before: str) -> str:
+    """``b<size>`` and what ran before it, in words: "b1", "b1 after sleeping 8 ms", "b1 after b4"."""
+    if before == SAME:
+        return f"b{size}"
+    return f"b{size} after sleeping {SLEEPS[before]} ms" if before in SLEEPS else f"b{size} after {before}"
 
 
 @dataclass(frozen=True)
 class ServiceTimes:
     """Measured seconds per call, keyed by (batch size, what ran before: :func:`before_key`).
-    Every size has :data:`SAME`; a (size, before) never measured draws from :data:`SAME`."""
+    Every size has :data:`SAME`. A (size, before) never measured draws from the next shorter
+    sleep that was, and failing that from :data:`SAME`."""
 
     rounds: Mapping[tuple[int, str], Sequence[float]]
 
@@ -52,7 +82,11 @@ class ServiceTimes:
 
     def draws(self, size: int, before: str = SAME) -> Sequence[float]:
         """The seconds a batch of ``size`` after ``before`` draws from."""
-        return self.rounds.get((size, before)) or self.rounds[(size, SAME)]
+        tried = [k for k, g in SLEEPS.items() if g <= SLEEPS[before]][::-1] if before in SLEEPS else [before]
+        for key in tried:
+            if self.rounds.get((size, key)):
+                return self.rounds[(size, key)]
+        return self.rounds[(size, SAME)]
 
     def median(self, size: int, before: str = SAME) -> float:
         return float(np.median(self.draws(size, before)))
@@ -77,9 +111,10 @@ class ServiceTimes:
 
     @classmethod
     def from_record(cls, service_s: Mapping[str, Any]) -> ServiceTimes:
-        """The inverse of :meth:`to_record` (a size mapped to a bare list: back to back)."""
+        """The inverse of :meth:`to_record`. Older records read too: a size mapped to a bare list
+        (back to back), and the one sleep of 2 ms keyed "sleep"."""
         rounds: dict[tuple[int, str], Sequence[float]] = {}
         for size, entry in service_s.items():
             for before, times in entry.items() if isinstance(entry, Mapping) else [(SAME, entry)]:
-                rounds[(int(size), before)] = times
+                rounds[(int(size), SLEEP if before == _LEGACY_SLEEP else before)] = times
         return cls(rounds)
