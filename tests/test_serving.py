@@ -23,6 +23,7 @@ from scipy.optimize import brentq
 from inference_scale.cli.main import main
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
+from inference_scale.serving.run import choose_max_batch
 from inference_scale.serving.search import Probe, search_highest_rate
 from inference_scale.serving.simulate import simulate
 from inference_scale.serving.times import SAME, SLEEP, ServiceTimes, sleep_key
@@ -74,6 +75,19 @@ def test_replicas_match_mdc_hand_calculation() -> None:
     assert abs(found[0] - hand) <= 1, (found, hand)
 
 
+def test_max_batch_is_chosen_by_the_capacity_each_size_gives() -> None:
+    # Constant 10 ms at batch 1 and 11 ms at batch 2, no delay, p99 <= 200 ms. One worker at max
+    # batch 1 serves at most 1 / 10 ms = 100 q/s and at max batch 2 at most 2 / 11 ms = 182 q/s
+    # (a queue under a higher rate grows without bound), and batching a queue at 100 q/s keeps
+    # it bounded: the highest rates fall either side of 100 q/s.
+    service = ServiceTimes({(1, SAME): [10e-3], (2, SAME): [11e-3]})
+    rates = choose_max_batch(service, Policy(2, 0.0), 200.0)
+    assert list(rates) == [1, 2]
+    assert rates[1] is not None and rates[2] is not None
+    assert rates[1] < 100.0 < rates[2] < 2 / 11e-3
+    assert list(choose_max_batch(service, Policy(1, 0.0), 200.0)) == [1]  # never above the cap
+
+
 @pytest.fixture(scope="module")
 def lenet_serve(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     # A budget far above this shared host's scheduling noise (ms), so the highest rate is set by
@@ -108,6 +122,8 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     assert entry["measured_highest_qps"] == max(passed)
     assert any(not p["passed"] and p["offered_qps"] > max(passed) for p in entry["probes"])  # bracketed
     assert len(set(rates)) == len(rates)
+    assert entry["policy"] == {"max_batch": 8, "max_delay_ms": 2.0}  # as given: not chosen
+    assert result["policy"]["max_batch_chosen"] is False and "simulated_qps_by_max_batch" not in entry
     check = entry["check"]
     assert check["offered_qps"] == pytest.approx(0.7 * entry["measured_highest_qps"])
     # three check probes, each its own seed; the figures are their medians

@@ -31,6 +31,7 @@ bisect), each probe at least 662 queries and --min-seconds long, and at most
 def run(args: argparse.Namespace) -> int:
     from inference_scale.measure.plugin import split_values
     from inference_scale.serving import serve
+    from inference_scale.serving.search import policy_words
 
     result = serve(
         args.model, states=split_values([args.states]), p99_ms=args.p99_ms, max_batch=args.max_batch,
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     print(
         f"{result['model']}: highest rate with p99 <= {result['p99_ms']:g} ms ({result['host']}, "
-          f"{result['threads']} thread(s), max batch {args.max_batch}, max delay {args.max_delay_ms:g} ms)"
+          f"{result['threads']} thread(s), {policy_words(result['policy'])})"
     )  # fmt: skip
     for slug, entry in result["states"].items():
         if entry["verdict"]:
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         epochs = entry.get("simulated_highest_qps_before_after") or []  # absent from older records
         band = "; ".join(f"{q or 0:.1f} from the times {when}" for q, when in zip(epochs, ("before the load test",
                          "after"), strict=False))  # fmt: skip
-        print(f"  {slug}: measured {entry['measured_highest_qps']:.1f} q/s, simulated {sim or 0:.1f} q/s "
+        chosen = f"max batch {entry['policy']['max_batch']}: " if result["policy"].get("max_batch_chosen") else ""
+        print(f"  {slug}: {chosen}measured {entry['measured_highest_qps']:.1f} q/s, simulated {sim or 0:.1f} q/s "
               f"({band or 'one set of times'}), simulated/measured {ratio} (steady state "
               f"{entry['simulated_steady_qps'] or 0:.1f} q/s); at "
               f"{check['offered_qps']:.1f} q/s (70%) p99 measured {_ms(check['measured_p99_ms'])}, simulated "
@@ -94,7 +96,9 @@ def add(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="a registry name or module:factory")
     p.add_argument("--states", required=True, metavar="SLUG[,SLUG]", help="states to serve, e.g. fp32,int8-static")
     p.add_argument("--p99-ms", type=_positive_float, required=True, metavar="X", help="p99 latency budget in ms")
-    p.add_argument("--max-batch", type=int, default=8, metavar="B", help="largest batch the batcher forms (default 8)")
+    p.add_argument("--max-batch", type=int, metavar="B",
+                   help="largest batch the batcher forms (default: per state, whichever of 1, 2, 4 and 8 the "
+                   "simulator gives the highest rate under the budget)")  # fmt: skip
     p.add_argument("--max-delay-ms", type=_positive_float, default=2.0, metavar="D",
                    help="longest a request waits for a batch to fill (default 2)")  # fmt: skip
     p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")

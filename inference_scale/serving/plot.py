@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from inference_scale.atomic import write_bytes_atomic
+from inference_scale.serving.search import policy_words
 
 __all__ = ["plot_serve"]
 
@@ -29,7 +30,9 @@ def plot_serve(result: dict[str, Any], out_dir: Path) -> Path:
         if not rows:
             continue
         rate = [r["offered_qps"] for r in rows]
-        ax.plot(rate, [r["measured_p99_ms"] for r in rows], "o-", color=colour, label=f"{slug} p99")
+        own = entry.get("policy") if result["policy"].get("max_batch_chosen") else None
+        name = f"{slug} (max batch {own['max_batch']})" if own else slug
+        ax.plot(rate, [r["measured_p99_ms"] for r in rows], "o-", color=colour, label=f"{name} p99")
         ax.plot(rate, [r["measured_p50_ms"] for r in rows], "s--", color=colour, alpha=0.6, label=f"{slug} p50")
         ax.plot(rate, [r["simulated_p99_ms"] for r in rows], ":", color=colour, alpha=0.8, label=f"{slug} p99 sim.")
         best = entry.get("measured_highest_qps")
@@ -42,8 +45,7 @@ def plot_serve(result: dict[str, Any], out_dir: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("offered load (queries/s, Poisson)")
     ax.set_ylabel("latency (ms)")
-    pol = result["policy"]
-    ax.set_title(f"{result['model']}: max batch {pol['max_batch']}, max delay {pol['max_delay_ms']:g} ms, "
+    ax.set_title(f"{result['model']}: {policy_words(result['policy'])}, "
                  f"{result['threads']} thread(s)\n{result['host']}, {result['date']}", fontsize=9)  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

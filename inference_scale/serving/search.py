@@ -6,8 +6,9 @@ and on the simulator alike."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import binom
@@ -26,6 +27,7 @@ __all__ = [
     "latency_stats",
     "min_queries",
     "padded_size",
+    "policy_words",
     "search_highest_rate",
 ]
 
@@ -72,6 +74,14 @@ class Policy:
     @property
     def label(self) -> str:
         return f"max batch {self.max_batch}, max delay {self.max_delay_ms:g} ms"
+
+
+def policy_words(policy: Mapping[str, Any]) -> str:
+    """A serve record's ``policy`` in words, for the console and the plot."""
+    if policy.get("max_batch_chosen"):  # absent from older records
+        return f"max batch per state (the simulator's best up to {policy['max_batch']}), max delay " \
+               f"{policy['max_delay_ms']:g} ms"  # fmt: skip
+    return f"max batch {policy['max_batch']}, max delay {policy['max_delay_ms']:g} ms"
 
 
 def batch_sizes(max_batch: int) -> tuple[int, ...]:
