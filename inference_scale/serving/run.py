@@ -224,8 +224,10 @@ def _serve_state(
         out["policy"]["max_batch"] = best
         _say(f"{slug}: max batch {best}, the simulator's best of "
              + ", ".join(f"{b}: {r or 0:.1f} q/s" for b, r in rates.items()))  # fmt: skip
+    else:  # drawn holds the given max batch's sizes only
+        rates = {lim.policy.max_batch: simulated_highest_rate(drawn, lim.policy, budget, seed=seed)[0]}
     policy = lim.policy
-    start = 0.5 * (simulated_highest_rate(drawn.up_to(policy.max_batch), policy, budget, seed=seed)[0] or steady)
+    start = 0.5 * (rates[policy.max_batch] or steady)  # the chosen size's search, not run again
     runners = {s.batch: s.prepared.runner for s in entry if s.batch <= policy.max_batch}
     probes, checks, batch_times = _load_test(
         slug, runners, entry[0].pool, drawn.up_to(policy.max_batch), lim, start, slowest
