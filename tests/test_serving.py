@@ -24,9 +24,9 @@ from inference_scale.cli.main import main
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
 from inference_scale.serving.run import choose_max_batch
-from inference_scale.serving.search import Probe, search_highest_rate
+from inference_scale.serving.search import Probe, search_highest_rate, steady
 from inference_scale.serving.simulate import simulate
-from inference_scale.serving.times import SAME, SLEEP, ServiceTimes, sleep_key
+from inference_scale.serving.times import SAME, SLEEP, ServiceTimes, sleep_key, wait_key
 
 from ._timing import TIMING
 
@@ -88,6 +88,15 @@ def test_max_batch_is_chosen_by_the_capacity_each_size_gives() -> None:
     assert list(choose_max_batch(service, Policy(1, 0.0), 200.0)) == [1]  # never above the cap
 
 
+def test_a_repeated_probe_is_steady_when_its_last_three_agree_within_10_percent() -> None:
+    # Triton perf_analyzer's rule: max / min of the recent three within --stability-percentage.
+    assert steady([2.0, 1.0, 1.05, 1.1])  # 1.1 / 1.0 = 1.10: within
+    assert not steady([1.0, 1.0, 1.11])  # 1.11: over
+    assert not steady([1.0, 1.0])  # fewer than three
+    assert not steady([1.0, math.inf, 1.0])  # a probe that did not finish
+    assert steady([1.0, 1.0, 1.19], within=0.2)
+
+
 @pytest.fixture(scope="module")
 def lenet_serve(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     # A budget far above this shared host's scheduling noise (ms), so the highest rate is set by
@@ -106,10 +115,10 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     for b in bench["benchmarks"]:
         timed.setdefault((b["extra_info"]["batch_size"], b["extra_info"]["after"]), []).append(b["stats"]["data"])
     sizes = [1, 2, 4, 8]
-    # each size back to back, after each of the worker's sleeps (2, 8 and 32 ms) and after each
-    # other size; all of them before the load test and again after it
-    sleeps = {"sleep2ms", "sleep8ms", "sleep32ms"}
-    want = {(s, k) for s in sizes for k in {"same"} | sleeps | {f"b{o}" for o in sizes if o != s}}
+    # each size back to back, after each of the worker's spins (0.25 and 0.5 ms) and sleeps (2, 8
+    # and 32 ms) and after each other size; all of them before the load test and again after it
+    waits = {"spin0.25ms", "spin0.5ms", "sleep2ms", "sleep8ms", "sleep32ms"}
+    want = {(s, k) for s in sizes for k in {"same"} | waits | {f"b{o}" for o in sizes if o != s}}
     assert set(timed) == want
     assert all(len(v) == 2 for v in timed.values())
     # the simulator draws pytest-benchmark's own saved rounds, the two runs of each pooled
@@ -117,6 +126,8 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
         assert entry["service_s"][str(size)][after] == [t for run in runs for t in run]
     assert json.loads((out / "serve.json").read_text())["states"]["fp32"]["probes"] == entry["probes"]
     assert all(p["queries"] >= 662 for p in entry["probes"])
+    fastest_ms = 1e3 * min(t for by in entry["service_s"].values() for times in by.values() for t in times)
+    assert all(p["measured_longest_batch_ms"] >= fastest_ms for p in entry["probes"])  # a batch, in ms
     rates = [p["offered_qps"] for p in entry["probes"]]
     passed = [p["offered_qps"] for p in entry["probes"] if p["passed"]]
     assert entry["measured_highest_qps"] == max(passed)
@@ -126,10 +137,18 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     assert result["policy"]["max_batch_chosen"] is False and "simulated_qps_by_max_batch" not in entry
     check = entry["check"]
     assert check["offered_qps"] == pytest.approx(0.7 * entry["measured_highest_qps"])
-    # three check probes, each its own seed; the figures are their medians
-    assert [t["seed"] for t in check["trials"]] == [0, 1, 2]
+    # check probes, each its own seed, until the last three p99s are within 10% of each other
+    # (perf_analyzer's rule) or ten have run; the figures are the medians of those three, else of all
+    p99s = [math.inf if t["measured_p99_ms"] is None else t["measured_p99_ms"] for t in check["trials"]]
+    assert [t["seed"] for t in check["trials"]] == list(range(len(p99s)))
+    settled = [n for n in range(3, len(p99s) + 1)
+               if max(p99s[n - 3 : n]) <= 1.1 * min(p99s[n - 3 : n]) < math.inf]  # fmt: skip
+    assert check["steady"] == bool(settled)
+    assert settled == ([len(p99s)] if settled else []) and (settled or len(p99s) == 10)  # it stopped at the first
+    used = check["trials"][-3:] if settled else check["trials"]
+    assert check["seeds"] == [t["seed"] for t in used]
     for key in ("measured_p99_ms", "simulated_p99_ms"):
-        assert check[key] == float(np.median([t[key] for t in check["trials"]]))
+        assert check[key] == float(np.median([t[key] for t in used]))
 
 
 # With the service times per what ran before (a sleep, another size), taken on both sides of
@@ -143,18 +162,18 @@ def test_simulator_agrees_with_load_test_on_lenet(lenet_serve: tuple[dict[str, A
     assert entry["simulated_highest_qps"] == pytest.approx(entry["measured_highest_qps"], rel=0.15)
 
 
-# The check is the median of three 0.5 s probes at 70%, each with its own seed. With one probe,
-# whose p99 is its 70th-largest latency of about 7,000, one host stall of a few milliseconds
-# moved it past 20% in 2 of 3 CI runs (one: 4.16 ms measured, 1.34 ms simulated; 2026-12-03).
-# With three it was within 18% in 13 of 13 LeNet runs from the console, but it missed in the
-# third clean-clone .ci/run (2.05 ms measured, 1.62 ms simulated, 21%): the simulator reads this
-# p99 5-21% low, as the load test's batches run slower than the benchmark's (docs/serving.md).
-# Longer probes are no cure: at 20,000 queries the measured highest rate fell to 15,463 q/s
-# against 19,175 simulated.
+# The check repeats 0.5 s probes at 70% until three in a row agree within 10% (Triton
+# perf_analyzer's rule), and compares their median with the simulator's. Where the host never
+# settles in ten, the test skips with the probes' p99s: a slow stretch of this shared host ran
+# LeNet's batches of 8 at 1.5x their time for a while, and probes through one read p99s of 2-13
+# ms against 1.5-1.6 ms in quiet ones (2026-12-04, AMD EPYC host); no simulator fed by service
+# times taken seconds before or after can say when those stretches come.
 @TIMING
-@pytest.mark.xfail(strict=False, reason="the simulator reads LeNet's p99 at 70% 5-21% low (docs/serving.md)")
 def test_simulated_p99_at_70_percent_agrees_on_lenet(lenet_serve: tuple[dict[str, Any], Path]) -> None:
     check = lenet_serve[0]["states"]["fp32"]["check"]
+    if not check["steady"]:
+        p99s = ", ".join(f"{t['measured_p99_ms']:.2f}" for t in check["trials"])
+        pytest.skip(f"the host never settled: ten probes at 70% read p99 {p99s} ms, no three within 10%")
     assert check["simulated_p99_ms"] == pytest.approx(check["measured_p99_ms"], rel=0.20)
 
 
@@ -173,13 +192,28 @@ def test_a_sleep_draws_the_times_taken_after_the_nearest_sleep() -> None:
     # after an 8 ms one, none measured after 32 ms. At 0: nothing before (0-1 ms). At 4 ms, after
     # 3 idle: the 2 ms sleep's (4-6 ms). At 20 ms, after 14: the 8 ms sleep's (20-24 ms). At
     # 1 s: a sleep of 32 ms or more, never measured, draws the next shorter (1.000-1.004 s).
-    # At 1.0045 s, 0.5 ms after that ends, the worker spins for it: back to back (1 ms).
+    # At 1.0045 s, 0.5 ms after that ends, the worker spins for it; no spin was measured, so it
+    # draws back to back (1 ms).
     assert [sleep_key(ms) for ms in (1.5, 4.0, 4.5, 16.0, 17.0, 900.0)] == [
         "sleep2ms", "sleep2ms", "sleep8ms", "sleep8ms", "sleep32ms", "sleep32ms"
     ]  # fmt: skip
     service = ServiceTimes({(1, SAME): [1e-3], (1, "sleep2ms"): [2e-3], (1, "sleep8ms"): [4e-3]})
     latency = simulate(np.array([0.0, 0.004, 0.020, 1.0, 1.0045]), service, Policy(1, 0.0))
     assert latency * 1e3 == pytest.approx([1.0, 2.0, 4.0, 4.0, 1.0])
+
+
+def test_a_spin_draws_the_times_taken_after_the_nearest_spin() -> None:
+    # Hand-computed, max batch 1, no delay: 1 ms back to back, 1.5 ms after a 0.25 ms spin, 2 ms
+    # after a 0.5 ms one. At 0: 0-1 ms. At 1.1 ms, 0.1 ms after it ends (under half the shortest
+    # spin, so no wait): back to back (1.1-2.1 ms). At 2.4 ms, after 0.3: the 0.25 ms spin's
+    # (2.4-3.9 ms). At 4.6 ms, after 0.7: the 0.5 ms spin's (4.6-6.6 ms). At 7.6 ms, after 1.0
+    # ms (still spun, SPIN_S): the 0.5 ms spin's too (7.6-9.6 ms).
+    assert [wait_key(ms) for ms in (0.2, 0.5, 0.6, 1.0, 1.5)] == [
+        "spin0.25ms", "spin0.25ms", "spin0.5ms", "spin0.5ms", "sleep2ms"
+    ]  # fmt: skip
+    service = ServiceTimes({(1, SAME): [1e-3], (1, "spin0.25ms"): [1.5e-3], (1, "spin0.5ms"): [2e-3]})
+    latency = simulate(np.array([0.0, 1.1e-3, 2.4e-3, 4.6e-3, 7.6e-3]), service, Policy(1, 0.0))
+    assert latency * 1e3 == pytest.approx([1.0, 1.0, 1.5, 2.0, 2.0])
 
 
 def test_service_times_read_back_from_a_record_old_and_new() -> None:

@@ -31,7 +31,7 @@ bisect), each probe at least 662 queries and --min-seconds long, and at most
 def run(args: argparse.Namespace) -> int:
     from inference_scale.measure.plugin import split_values
     from inference_scale.serving import serve
-    from inference_scale.serving.search import policy_words
+    from inference_scale.serving.search import check_words, policy_words
 
     result = serve(
         args.model, states=split_values([args.states]), p99_ms=args.p99_ms, max_batch=args.max_batch,
@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
               f"({band or 'one set of times'}), simulated/measured {ratio} (steady state "
               f"{entry['simulated_steady_qps'] or 0:.1f} q/s); at "
               f"{check['offered_qps']:.1f} q/s (70%) p99 measured {_ms(check['measured_p99_ms'])}, simulated "
-              f"{_ms(check['simulated_p99_ms'])} (medians of {len(check.get('trials', [0]))} probes)")  # fmt: skip
+              f"{_ms(check['simulated_p99_ms'])} ({check_words(check)})")  # fmt: skip
+        if "steady" in check and not check["steady"]:
+            p99s = ", ".join(_ms(t["measured_p99_ms"]) for t in check["trials"])
+            print(f"    note: the probes at 70% never settled (p99 {p99s}): the host's speed moved while they "
+                  "ran, and the measured p99 there carries that spread")  # fmt: skip
         moved = [f"{key} {r:.2f}x" for key, r in entry["service_drift"].items() if abs(r - 1.0) > DRIFT]
         if moved:
             print(f"    note: in the load test, batches took {', '.join(moved)} their benchmark's time, which is "

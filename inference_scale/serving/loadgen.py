@@ -153,5 +153,6 @@ def run_probe(
     served = ~np.isnan(finish)
     complete = bool(served.all())
     p50, p99 = latency_stats(finish - (t0 + schedule)) if complete else (float("nan"), float("inf"))
+    longest = max((sec for _, sec, _ in service), default=None)
     return Probe(rate=rate, p50_ms=p50, p99_ms=p99, queries=n, passed=complete and p99 <= budget_ms,
-                 complete=complete), service  # fmt: skip
+                 complete=complete, longest_batch_ms=None if longest is None else longest * 1e3), service  # fmt: skip

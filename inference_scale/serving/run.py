@@ -23,7 +23,19 @@ from inference_scale.measure.suite import Options, Session, example_input
 from inference_scale.runtime import cpu_name, threads
 from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
 from inference_scale.serving.loadgen import Runners, run_probe
-from inference_scale.serving.search import Policy, Probe, batch_sizes, check_budget, min_queries, search_highest_rate
+from inference_scale.serving.search import (
+    STEADY_LAST,
+    STEADY_MAX_TRIALS,
+    STEADY_WITHIN,
+    Policy,
+    Probe,
+    batch_sizes,
+    check_budget,
+    check_words,
+    min_queries,
+    search_highest_rate,
+    steady,
+)
 from inference_scale.serving.service import (
     Served,
     Timing,
@@ -45,12 +57,20 @@ AUTO_MAX_BATCH = 8
 
 MIN_BATCHES = 30  # a size's median in the load test is reported from at least this many batches
 CHECK_LOAD = 0.7  # the simulator's p99 is checked against real probes at this share of the highest rate
-# ... and against the median of this many, each with its own seeded arrivals, as Triton's
-# perf_analyzer measures several windows: one probe's p99 of 662 queries is its 7th-largest
-# latency, and one host stall there moved it 40% (ResNet-50 int8-static, 80.2 ms measured
-# against 57.4 simulated at 64.5 q/s, where the probe at 46 q/s read 39.8 against 37.5;
-# 2026-12-03, Xeon VNNI host).
-CHECK_TRIALS = 3
+# ... repeated, each with its own seeded arrivals, until the last three agree within 10% (at
+# most ten: :func:`~.search.steady`, Triton perf_analyzer's rule), and reported as their median.
+# One probe's p99 of 662 queries is its 7th-largest latency, and one host stall there moved it
+# 40% (ResNet-50 int8-static, 80.2 ms measured against 57.4 simulated at 64.5 q/s, where the
+# probe at 46 q/s read 39.8 against 37.5; 2026-12-03, Xeon VNNI host). LeNet's at 11,500 q/s
+# read 1.51-1.60 ms in quiet probes and up to 12.7 ms in probes through a slow stretch of the
+# host, when its batches of 8 ran 1.5x their time for a while (2026-12-04, AMD EPYC host).
+# The service times after the search are taken in this many slices, one after each of the first
+# check probes, which so fall seconds apart.
+TIMING_SLICES = 5
+# Each simulated check figure is the median of this many simulations of the probe's own
+# arrivals, each drawing its service times with its own seed: one draw's p99 of LeNet at 70%
+# ranged 1.63-2.38 ms over 20 seeds, most within 7% of 1.72 (2026-12-04, AMD EPYC host).
+CHECK_REPEATS = 5
 MAX_PROBES = 12  # per state: doubling and bisecting to 5% takes 5 to 9
 MAX_PROBE_S: float = DEFAULTS["max_probe_s"]  # the check probe at 70% may run up to 1/0.7 of it
 
@@ -66,7 +86,8 @@ def _finite(x: float) -> float | None:
 def _probe_row(measured: Probe, simulated: Probe) -> dict[str, Any]:
     return {
         "offered_qps": measured.rate, "queries": measured.queries, "passed": measured.passed,
-        "complete": measured.complete, "measured_p50_ms": _finite(measured.p50_ms),
+        "complete": measured.complete, "measured_longest_batch_ms": measured.longest_batch_ms,
+        "measured_p50_ms": _finite(measured.p50_ms),
         "measured_p99_ms": _finite(measured.p99_ms), "simulated_p50_ms": simulated.p50_ms,
         "simulated_p99_ms": simulated.p99_ms,
     }  # fmt: skip
@@ -212,7 +233,7 @@ def _serve_state(
         )
         _say(f"{slug}: {out['verdict']}")
         return out
-    # Load-tested: each size also after the worker's sleeps and after each other size, as batches run there.
+    # Load-tested: each size also after the worker's waits and after each other size, as batches run there.
     plan = after_others(entry)
     rounds = {**rounds, **timed(plan, settle=False)}
     drawn = ServiceTimes(rounds)
@@ -229,15 +250,27 @@ def _serve_state(
     policy = lim.policy
     start = 0.5 * (rates[policy.max_batch] or steady)  # the chosen size's search, not run again
     runners = {s.batch: s.prepared.runner for s in entry if s.batch <= policy.max_batch}
+    # Every service time again, after the search: pooled with the first, they span the load test.
+    # This host's speed moves between epochs of seconds (LeNet's batch of 8 took 0.354-0.453 ms
+    # in 80 windows of 0.5 s, 2026-12-02; ResNet-50 int8-static's batch of 8 51.4 ms before a
+    # load test and 56.5 ms after, 2026-12-03; Xeon VNNI host), and times from before alone put
+    # the simulator wherever the benchmark's epoch was. They are taken in slices between the
+    # check probes, which so fall seconds apart: a slow stretch of the host lasting 2 s raised
+    # four LeNet probes in a row to 4-11 ms against 1.7-2.6 ms for the rest (2026-12-04, AMD
+    # EPYC host).
+    todo = back_to_back(entry) + plan
+    slices = [todo[i::TIMING_SLICES] for i in range(TIMING_SLICES)]
+    again: dict[tuple[int, str], list[float]] = {}
+
+    def time_slice(trial: int) -> None:
+        if trial < len(slices):
+            again.update(timed(slices[trial], settle=False))
+
     probes, checks, batch_times = _load_test(
-        slug, runners, entry[0].pool, drawn.up_to(policy.max_batch), lim, start, slowest
+        slug, runners, entry[0].pool, drawn.up_to(policy.max_batch), lim, start, slowest, time_slice
     )
-    # Every service time again, after the load test: pooled with the first, they span it. This
-    # host's speed moves between epochs of seconds (LeNet's batch of 8 took 0.354-0.453 ms in 80
-    # windows of 0.5 s, 2026-12-02; ResNet-50 int8-static's batch of 8 51.4 ms before a load test
-    # and 56.5 ms after, 2026-12-03; Xeon VNNI host), and times from before alone put the
-    # simulator wherever the benchmark's epoch was.
-    again = timed(back_to_back(entry) + plan, settle=False)
+    for trial in range(len(checks), TIMING_SLICES):  # the slices no check probe came before
+        time_slice(trial)
     out["service_median_ms_before_after"] = {
         str(size): [float(np.median(rounds[(size, SAME)])) * 1e3, float(np.median(again[(size, SAME)])) * 1e3]
         for size, before in sorted(again)
@@ -283,10 +316,12 @@ def choose_max_batch(
 
 
 def _load_test(
-    slug: str, runners: Runners, pool: Any, service: ServiceTimes, lim: _Limits, start: float, slowest: float
-) -> tuple[list[Probe], list[tuple[int, Probe]], list[tuple[int, float, str]]]:
-    """LoadGen's search on real probes, then :data:`CHECK_TRIALS` at 70% of its answer (none if
-    nothing passed), each with its seed; every batch's (size, seconds, what ran before)."""
+    slug: str, runners: Runners, pool: Any, service: ServiceTimes, lim: _Limits, start: float, slowest: float,
+    between: Callable[[int], None],
+) -> tuple[list[Probe], list[tuple[int, Probe]], list[tuple[int, float, str]]]:  # fmt: skip
+    """LoadGen's search on real probes, then probes at 70% of its answer (none if nothing
+    passed), each with its seed and each followed by ``between(trial)``, until they are steady
+    (:func:`~.search.steady`) or ten have run; every batch's (size, seconds, what ran before)."""
     probes: list[Probe] = []
     batch_times: list[tuple[int, float, str]] = []
 
@@ -300,7 +335,8 @@ def _load_test(
         sim = simulate_probe(rate, n, service, lim.policy, lim.budget, seed=seed)
         verdict = "pass" if measured.passed else "FAIL"
         _say(f"{slug}: {what}: {rate:.1f} q/s x {n}: p50 {measured.p50_ms:.2f} ms, p99 "
-             f"{measured.p99_ms:.2f} ms ({verdict}; simulated p99 {sim.p99_ms:.2f} ms)")  # fmt: skip
+             f"{measured.p99_ms:.2f} ms ({verdict}; simulated p99 {sim.p99_ms:.2f} ms; longest batch "
+             f"{measured.longest_batch_ms or 0:.2f} ms)")  # fmt: skip
         return measured
 
     def search_probe(rate: float) -> Probe:
@@ -312,8 +348,12 @@ def _load_test(
     highest, _ = search_highest_rate(search_probe, start=start, max_probes=MAX_PROBES, min_rate=slowest)
     checks: list[tuple[int, Probe]] = []
     if highest is not None:
-        for seed in range(lim.seed, lim.seed + CHECK_TRIALS):  # each trial its own arrivals
+        for trial in range(STEADY_MAX_TRIALS):  # each trial its own arrivals
+            seed = lim.seed + trial
             checks.append((seed, probe(CHECK_LOAD * highest, f"check at {CHECK_LOAD:.0%}, seed {seed}", seed)))
+            between(trial)
+            if steady([p.p99_ms for _, p in checks]):
+                break
     return probes, checks, batch_times
 
 
@@ -333,8 +373,8 @@ def _summarize(
     service times taken before the load test and those taken after it."""
     budget = lim.budget
 
-    def simulated(rate: float, seed: int = lim.seed, times: ServiceTimes = service) -> Probe:
-        return simulate_probe(rate, lim.queries(rate), times, lim.policy, budget, seed=seed)
+    def simulated(rate: float, seed: int = lim.seed, times: ServiceTimes = service, repeats: int = 1) -> Probe:
+        return simulate_probe(rate, lim.queries(rate), times, lim.policy, budget, seed=seed, repeats=repeats)
 
     def like_for_like(times: ServiceTimes) -> float | None:
         return search_highest_rate(
@@ -364,11 +404,15 @@ def _summarize(
     # max batch 8: 5% slower times cut it 14-16%; 2026-12-03, Xeon VNNI host).
     out["simulated_highest_qps_before_after"] = [like_for_like(times) for times in epochs]
     out["ratio"] = None if sim_rate is None else sim_rate / measured_rate
-    trials = [{"seed": seed, **_probe_row(p, simulated(p.rate, seed))} for seed, p in checks]
+    trials = [{"seed": seed, **_probe_row(p, simulated(p.rate, seed, repeats=CHECK_REPEATS))}
+              for seed, p in checks]  # fmt: skip
+    is_steady = steady([p.p99_ms for _, p in checks])
+    used = trials[-STEADY_LAST:] if is_steady else trials  # the steady three, else every probe
     out["check"] = {
         "load": CHECK_LOAD, "offered_qps": checks[0][1].rate, "queries": checks[0][1].queries,
-        "passed": all(t["passed"] for t in trials), "complete": all(t["complete"] for t in trials),
-        **{key: _finite(float(np.median([math.inf if t[key] is None else t[key] for t in trials])))
+        "steady": is_steady, "steady_within": STEADY_WITHIN, "seeds": [t["seed"] for t in used],
+        "passed": all(t["passed"] for t in used), "complete": all(t["complete"] for t in used),
+        **{key: _finite(float(np.median([math.inf if t[key] is None else t[key] for t in used])))
            for key in ("measured_p50_ms", "measured_p99_ms", "simulated_p50_ms", "simulated_p99_ms")},
         "trials": trials,
     }  # fmt: skip
@@ -386,5 +430,5 @@ def _summarize(
     ratio = "-" if out["ratio"] is None else f"{out['ratio']:.3f}"
     _say(f"{slug}: highest rate at p99 <= {budget:g} ms: measured {measured_rate:.1f} q/s, simulated "
          f"{sim_rate or 0:.1f} q/s (simulated/measured {ratio}; steady state {out['simulated_steady_qps'] or 0:.1f} "
-         f"q/s); at {CHECK_LOAD:.0%}: p99 measured {m99:.2f} ms, simulated {s99:.2f} ms (medians of "
-         f"{len(checks)} probes)")  # fmt: skip
+         f"q/s); at {CHECK_LOAD:.0%}: p99 measured {m99:.2f} ms, simulated {s99:.2f} ms "
+         f"({check_words(out['check'])})")  # fmt: skip

@@ -24,17 +24,23 @@ __all__ = [
     "arrivals",
     "batch_sizes",
     "check_budget",
+    "check_words",
     "latency_stats",
     "min_queries",
     "padded_size",
     "policy_words",
     "search_highest_rate",
+    "steady",
 ]
 
 PERCENTILE = 0.99  # the latency bound is on the 99th percentile (LoadGen's Server scenario)
 CONFIDENCE = 0.99  # how sure a passing probe is that the true p99 is within the bound
 TOLERATED_OVER = 1  # queries over the bound a probe may see and still be sure (early stopping)
 BISECT_TOLERANCE = 0.05  # stop bisecting when the bracket is this narrow (relative)
+# A repeated probe is steady when its last 3 p99s are within 10% of each other: Triton
+# perf_analyzer's rule and default (--stability-percentage 10 over the recent 3 measurements,
+# at most --max-trials 10).
+STEADY_LAST, STEADY_WITHIN, STEADY_MAX_TRIALS = 3, 0.10, 10
 # The load test's worker spins on waits up to this long and sleeps on longer ones (a sleep
 # overshoots by tens of microseconds); a call after a sleep is slower, and the simulator draws
 # such batches from the service times taken after one (serving.service).
@@ -84,6 +90,17 @@ def policy_words(policy: Mapping[str, Any]) -> str:
     return f"max batch {policy['max_batch']}, max delay {policy['max_delay_ms']:g} ms"
 
 
+def check_words(check: Mapping[str, Any]) -> str:
+    """What a record's check at 70% is the median of, in words (records before the rule had
+    no ``steady``: the median of every probe)."""
+    n, within = len(check.get("trials") or [0]), check.get("steady_within", STEADY_WITHIN)
+    if check.get("steady"):
+        return f"medians of the last {len(check['seeds'])} of {n} probes, steady within {within:.0%}"
+    if "steady" in check:
+        return f"medians of {n} probes, not steady: no {STEADY_LAST} in a row within {within:.0%}"
+    return f"medians of {n} probes"
+
+
 def batch_sizes(max_batch: int) -> tuple[int, ...]:
     """The batch sizes that are prepared and timed: powers of two below ``max_batch``, and
     ``max_batch`` itself. Compiled and int8 states are specialized to one static batch size, so a
@@ -131,7 +148,9 @@ def latency_stats(latencies_s: np.ndarray) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Probe:
     """One probe: the offered rate, its p50 and p99 (ms), its query count and whether it met
-    the budget (``complete``: every query was served within the probe's time bound)."""
+    the budget (``complete``: every query was served within the probe's time bound). A real
+    probe also gives its longest batch (ms): a host stall shows there, as a batch far over its
+    size's median."""
 
     rate: float
     p50_ms: float
@@ -139,6 +158,15 @@ class Probe:
     queries: int
     passed: bool
     complete: bool = True
+    longest_batch_ms: float | None = None
+
+
+def steady(values: list[float], *, last: int = STEADY_LAST, within: float = STEADY_WITHIN) -> bool:
+    """Whether the ``last`` values (a repeated probe's p99s, in the order run) agree: their
+    max / min is at most 1 + ``within``. Triton perf_analyzer's stability rule
+    (``--stability-percentage``, default 10%, on the most recent 3 measurements)."""
+    tail = values[-last:]
+    return len(tail) == last and all(math.isfinite(v) and v > 0 for v in tail) and max(tail) <= (1 + within) * min(tail)
 
 
 def search_highest_rate(

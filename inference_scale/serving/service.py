@@ -40,7 +40,7 @@ from inference_scale.measure.suite import (
     skip_reason,
 )
 from inference_scale.serving.loadgen import serving_step, wait_until
-from inference_scale.serving.times import SAME, SLEEPS
+from inference_scale.serving.times import SAME, WAITS
 from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
@@ -69,7 +69,8 @@ _NEVER = threading.Event()
 
 
 def _idle(gap_ms: float) -> Callable[[], None]:
-    """The worker's wait (:func:`~.loadgen.wait_until`) for ``gap_ms``: a sleep, then a spin."""
+    """The worker's wait (:func:`~.loadgen.wait_until`) for ``gap_ms``: a sleep, then a spin
+    (a spin alone, up to :data:`~.search.SPIN_S`)."""
 
     def wait() -> None:
         wait_until(time.perf_counter() + gap_ms / 1e3, _NEVER)
@@ -105,8 +106,8 @@ class Served:
 @dataclass(frozen=True)
 class Timing:
     """One service-time benchmark: ``served``'s step, each round right after ``before``: the
-    same step (:data:`~.times.SAME`, back to back), one of the worker's sleeps (a key of
-    :data:`~.times.SLEEPS`) or another prepared size's step."""
+    same step (:data:`~.times.SAME`, back to back), one of the worker's waits (a key of
+    :data:`~.times.WAITS`: a spin or a sleep) or another prepared size's step."""
 
     served: Served
     before: Served | str = SAME
@@ -122,7 +123,7 @@ class Timing:
     def setup(self) -> Callable[[], None] | None:
         """What runs untimed before each round (None: nothing, back to back)."""
         if isinstance(self.before, str):
-            return None if self.before == SAME else _idle(SLEEPS[self.before])
+            return None if self.before == SAME else _idle(WAITS[self.before])
         step = self.before.step()
 
         def before() -> None:  # pytest-benchmark takes a setup's return value as arguments
@@ -137,8 +138,8 @@ def back_to_back(served: Sequence[Served]) -> list[Timing]:
 
 
 def after_others(served: Sequence[Served]) -> list[Timing]:
-    """Each size timed after each of the worker's sleeps and after every other size's step."""
-    return [Timing(e, key) for e in served for key in SLEEPS] + [
+    """Each size timed after each of the worker's waits and after every other size's step."""
+    return [Timing(e, key) for e in served for key in WAITS] + [
         Timing(e, o) for e in served for o in served if o is not e
     ]
 

@@ -11,9 +11,18 @@ back to back, 10.5 ms after a 2 ms sleep, 10.9 ms after 10 ms and 11.8 ms after 
 of these, so each batch in the simulator draws from the times taken after what preceded it there:
 
 * :data:`SAME`: the same size (the benchmark's ordinary back-to-back rounds);
-* a sleep (the worker sleeps on waits over :data:`~.search.SPIN_S`), keyed by the nearest of
-  :data:`IDLE_GAPS_MS` (:func:`sleep_key`);
+* a spin (the worker spins on the clock through waits up to :data:`~.search.SPIN_S`), keyed by
+  the nearest of :data:`SPIN_GAPS_MS`; waits under half the shortest count as none;
+* a sleep (the worker sleeps on longer waits), keyed by the nearest of :data:`IDLE_GAPS_MS`
+  (:func:`sleep_key`);
 * ``"b<k>"``: a step at another size ``k``.
+
+A spin matters as well: LeNet's batch of 8 took 0.506 ms back to back, 0.513 ms after a 0.1 ms
+spin, 0.543 ms after 0.3 ms and 0.557 ms after 0.6 ms (medians of 2,000 calls each, the four
+interleaved in blocks of 50 so that the host's drift falls on all alike; 2026-12-04, AMD EPYC
+host). At 70% load most of the worker's waits are such spins, and with back-to-back times
+alone the load test's batches of 8 ran a median 1.04x (0.96-1.27x over 17 runs) what the
+simulator drew for them.
 """
 
 from __future__ import annotations
@@ -26,7 +35,10 @@ import numpy as np
 
 from inference_scale.serving.search import SPIN_S
 
-__all__ = ["IDLE_GAPS_MS", "SAME", "SLEEP", "SLEEPS", "ServiceTimes", "before_key", "describe", "sleep_key"]
+__all__ = [
+    "IDLE_GAPS_MS", "SAME", "SLEEP", "SLEEPS", "SPINS", "SPIN_GAPS_MS", "WAITS", "ServiceTimes", "before_key",
+    "describe", "sleep_key", "wait_key",
+]  # fmt: skip
 
 SAME = "same"
 # The worker's sleeps the service times are also taken after, a factor of 4 apart: a sleep of
@@ -44,28 +56,46 @@ def sleep_key(gap_ms: float) -> str:
 SLEEPS = {sleep_key(g): g for g in IDLE_GAPS_MS}  # each sleep key and the gap (ms) it is timed after
 SLEEP = sleep_key(IDLE_GAPS_MS[0])  # the shortest; records before the buckets had one, "sleep"
 _LEGACY_SLEEP = "sleep"
+# The spins the service times are also taken after, a factor of 2 apart, all within SPIN_S: a
+# spin up to 0.5 ms draws from the 0.25 ms pool, a longer one from the 0.5 ms pool.
+SPIN_GAPS_MS = (0.25, 0.5)
+assert SPIN_GAPS_MS[-1] < SPIN_S * 1e3 < IDLE_GAPS_MS[0]  # spun, then slept
+SPINS = {f"spin{g:g}ms": g for g in SPIN_GAPS_MS}
+WAITS = {**SPINS, **SLEEPS}  # every wait key and its gap (ms), shortest first
+
+
+def wait_key(gap_ms: float) -> str:
+    """The key of a wait of ``gap_ms`` (at least half the shortest spin) before a batch: the
+    nearest spin's, or over :data:`~.search.SPIN_S` the nearest sleep's."""
+    if gap_ms > SPIN_S * 1e3:
+        return sleep_key(gap_ms)
+    nearest = next((g for g in SPIN_GAPS_MS if gap_ms <= 2 * g), SPIN_GAPS_MS[-1])
+    return f"spin{nearest:g}ms"
 
 
 def before_key(size: int, previous: int | None, idle_s: float) -> str:
-    """What ran before a batch of ``size``: a sleep (``idle_s`` over :data:`~.search.SPIN_S`,
-    which the worker sleeps through), the same size (or nothing yet), or ``b<k>``."""
-    if idle_s > SPIN_S:
-        return sleep_key(idle_s * 1e3)
+    """What ran before a batch of ``size``: a wait (``idle_s`` of at least half the shortest
+    spin: :func:`wait_key`), the same size (or nothing yet), or ``b<k>``."""
+    if idle_s * 1e3 >= SPIN_GAPS_MS[0] / 2:
+        return wait_key(idle_s * 1e3)
     return SAME if previous in (None, size) else f"b{previous}"
 
 
 def describe(size: int, before: str) -> str:
-    """``b<size>`` and what ran before it, in words: "b1", "b1 after sleeping 8 ms", "b1 after b4"."""
+    """``b<size>`` and what ran before it, in words: "b1", "b1 after sleeping 8 ms", "b1 after
+    spinning 0.25 ms", "b1 after b4"."""
     if before == SAME:
         return f"b{size}"
-    return f"b{size} after sleeping {SLEEPS[before]} ms" if before in SLEEPS else f"b{size} after {before}"
+    if before in WAITS:
+        return f"b{size} after {'sleeping' if before in SLEEPS else 'spinning'} {WAITS[before]:g} ms"
+    return f"b{size} after {before}"
 
 
 @dataclass(frozen=True)
 class ServiceTimes:
     """Measured seconds per call, keyed by (batch size, what ran before: :func:`before_key`).
     Every size has :data:`SAME`. A (size, before) never measured draws from the next shorter
-    sleep that was, and failing that from :data:`SAME`."""
+    wait that was, and failing that from :data:`SAME`."""
 
     rounds: Mapping[tuple[int, str], Sequence[float]]
 
@@ -82,7 +112,7 @@ class ServiceTimes:
 
     def draws(self, size: int, before: str = SAME) -> Sequence[float]:
         """The seconds a batch of ``size`` after ``before`` draws from."""
-        tried = [k for k, g in SLEEPS.items() if g <= SLEEPS[before]][::-1] if before in SLEEPS else [before]
+        tried = [k for k, g in WAITS.items() if g <= WAITS[before]][::-1] if before in WAITS else [before]
         for key in tried:
             if self.rounds.get((size, key)):
                 return self.rounds[(size, key)]
