@@ -49,7 +49,14 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 # step against the host's own swings. On the 2-core Intel Xeon VM (2026-12-02, evening) history
 # and bisect were right 5 of 5 (tools/history_repeats.py, 20 s a repeat), so CI runs them. On
 # the AMD Zen 5 VM the same day, runs switched 1.6-1.8x and history was right 0 of 5 and bisect
-# 2 of 5 (docs/history.md): on such a host INFERENCE_SCALE_TIMING_TESTS=0 skips them, by choice.
+# 2 of 5 (docs/history.md). So each reads the host's swing from its own runs and skips, naming
+# it, where the host moved more than the step it looks for: history from its controls (test_a
+# and test_c, the same code at every commit: a step found in them is the host's), bisect from
+# its own verdict (undecided, not significant at its q-value: the tool saying the noise hid
+# it). History skips where a control's fastest-round time spans more than 1.10x (half the step)
+# over the twelve runs. A wrong answer on a steady host still fails. INFERENCE_SCALE_TIMING_TESTS=0 skips them
+# outright (2026-12-04, AMD EPYC host: both failed in a clean-clone .ci/run, the control test_c
+# stepping twice).
 
 
 @TIMING
@@ -60,6 +67,12 @@ def test_history_flags_the_slow_benchmark_at_commit_7_only(
     hist = load_history(storage, stat="min")
     assert [s.points[0].commit for s in hist.series] == [shas[0][:10]] * 3  # ordered by commit time
     steps = [(s.benchmark, s.verdict, s.commit_before, s.commit_after) for s in hist.steps]
+    # The controls' spread over the twelve runs against half the 20% step looked for.
+    spread = {s.name: max(v := [p.value for p in s.points if not p.outlier]) / min(v) for s in hist.series}
+    moved = {name: r for name, r in spread.items() if name != "test_b" and r > 1.10}
+    if moved:
+        words = ", ".join(f"{name} {r:.2f}x" for name, r in moved.items())
+        pytest.skip(f"the host moved: the unchanged controls spanned {words} over the same runs (> 1.10x)")
     slow, parent = shas[SLOW_COMMIT - 1][:10], shas[SLOW_COMMIT - 2][:10]
     assert steps == [("test_b", "slower", parent, slow)], steps
     assert 1.1 < hist.steps[0].ratio < 1.35
@@ -92,6 +105,8 @@ def test_bisect_names_commit_7(history_repo: tuple[Path, list[str], Path]) -> No
         "test_bench.py::test_b",  # -k test_b would also match the module, test_bench.py
     ]
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode == 1 and "undecided:" in proc.stdout and "not significant" in proc.stdout:
+        pytest.skip(f"the host's noise hid the step, by bisect's own test: {proc.stdout.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"first slower commit: {shas[SLOW_COMMIT - 1][:7]}" in proc.stdout, proc.stdout + proc.stderr
     assert "probe 1/" in proc.stderr and "range now" in proc.stderr  # progress
