@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from inference_scale.measure import _simd
 from inference_scale.measure.bounds import (
@@ -22,7 +23,7 @@ from inference_scale.measure.bounds import (
     percent_of_peak,
 )
 from inference_scale.measure.machine import SECTION
-from inference_scale.measure.peaks import PeakOptionError, measure_peaks
+from inference_scale.measure.peaks import CLOCK_SLACK, PeakOptionError, measure_peaks
 
 THREADS = 1  # one thread: the figure least disturbed by whatever else shares this machine
 N = 1024
@@ -73,7 +74,7 @@ def test_peaks_are_within_theoretical(peaks: dict) -> None:
         assert measured and peaks[field] == max(measured)
         assert peaks["method"][dtype].split(" (")[0] in peaks["measured"][dtype]
         if theory[field] is not None:
-            assert peaks[field] <= theory[field], (dtype, peaks[field], theory)
+            assert peaks[field] <= theory[field] * (1 + CLOCK_SLACK), (dtype, peaks[field], theory)
     assert peaks["above_theoretical"] == []
     assert peaks["bandwidth_gbs"] > 0 and peaks["bandwidth"]["array_bytes"] >= 64 << 20
 
@@ -175,4 +176,16 @@ def test_on_two_threads_the_loops_also_scale_their_one_thread_figure() -> None:
     scaled = [k for k in fp32 if k.endswith(f"1-thread x {cores}")]
     assert scaled or not _simd.usable_loops({"avx512f": True, "avx2": True, "fma": True})
     theory = peaks["theoretical"]["fp32_gflops"]
-    assert theory is None or peaks["fp32_gflops"] <= theory
+    assert theory is None or peaks["fp32_gflops"] <= theory * (1 + CLOCK_SLACK)
+
+
+def test_the_conv_paths_count_the_taps_inside_the_image() -> None:
+    # Oracle: torch's own convolution of ones by ones with the same padding sums, over every
+    # output, the taps that fall inside the image (one channel; the count scales by C_in x C_out).
+    from inference_scale.measure import peaks as peaks_module
+
+    c, hw, k = peaks_module._CONV
+    inside = F.conv2d(torch.ones(1, 1, hw, hw, dtype=torch.float64), torch.ones(1, 1, k, k, dtype=torch.float64),
+                      padding=k // 2).sum()  # fmt: skip
+    assert peaks_module._conv_ops() == 2.0 * c * c * float(inside)
+    assert float(inside) < hw * hw * k * k  # fewer than k x k a position: the padding's taps are not counted
