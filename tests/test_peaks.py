@@ -45,16 +45,26 @@ def _best_gflops(fn, work: float, seconds: float = 0.6) -> float:
 
 
 def test_torch_mm_figure_agrees_with_an_independent_timing(peaks: dict) -> None:
+    # The independent timing brackets a fresh measurement, so that both see the same host: this
+    # shared host's speed moves between states seconds long, and a figure from the module's
+    # fixture, taken a minute earlier, read 69.7 GFLOP/s against 89.6 timed here (2026-12-04,
+    # AMD EPYC host). Where the two independent timings themselves differ by over 10%, the host
+    # moved during the measurement and the test skips, naming both.
     a, b = torch.randn(N, N), torch.randn(N, N)
     previous = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        plain = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
+        before = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
+        fresh = measure_peaks(threads=THREADS, seconds=1.5)
+        after = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
     finally:
         torch.set_num_threads(previous)
-    recorded = peaks["measured"]["fp32"]["torch.mm"]
-    assert abs(recorded - plain) <= 0.10 * plain, (recorded, plain)
-    assert peaks["fp32_gflops"] >= recorded  # the peak is the best path: never below torch.mm
+    if abs(before - after) > 0.10 * min(before, after):
+        pytest.skip(f"the host moved: torch.mm timed {before:.1f} then {after:.1f} GFLOP/s around the measurement")
+    plain = max(before, after)  # each is a best-of; the faster is the closer to the kernel's speed
+    recorded = fresh["measured"]["fp32"]["torch.mm"]
+    assert abs(recorded - plain) <= 0.10 * plain, (recorded, before, after)
+    assert fresh["fp32_gflops"] >= recorded and peaks["fp32_gflops"] >= peaks["measured"]["fp32"]["torch.mm"]
 
 
 def test_numpy_blas_does_not_beat_the_peak(peaks: dict) -> None:
