@@ -25,9 +25,17 @@ from inference_scale.cli.serve import DRIFT
 from inference_scale.serving import Policy, min_queries, replicas_for, serve, simulated_highest_rate
 from inference_scale.serving.loadgen import run_probe
 from inference_scale.serving.run import choose_max_batch
-from inference_scale.serving.search import Probe, search_highest_rate, steady
+from inference_scale.serving.search import SPIN_S, Probe, search_highest_rate, steady
 from inference_scale.serving.simulate import simulate
-from inference_scale.serving.times import SAME, SLEEP, ServiceTimes, sleep_key, wait_key
+from inference_scale.serving.times import (
+    IDLE_GAPS_MS,
+    SAME,
+    SLEEP,
+    SPIN_GAPS_MS,
+    ServiceTimes,
+    sleep_key,
+    wait_key,
+)
 
 from ._timing import TIMING
 
@@ -218,6 +226,7 @@ def test_a_spin_draws_the_times_taken_after_the_nearest_spin() -> None:
     # spin, so no wait): back to back (1.1-2.1 ms). At 2.4 ms, after 0.3: the 0.25 ms spin's
     # (2.4-3.9 ms). At 4.6 ms, after 0.7: the 0.5 ms spin's (4.6-6.6 ms). At 7.6 ms, after 1.0
     # ms (still spun, SPIN_S): the 0.5 ms spin's too (7.6-9.6 ms).
+    assert max(SPIN_GAPS_MS) < SPIN_S * 1e3 < min(IDLE_GAPS_MS)  # every spin is spun, every sleep slept
     assert [wait_key(ms) for ms in (0.2, 0.5, 0.6, 1.0, 1.5)] == [
         "spin0.25ms", "spin0.25ms", "spin0.5ms", "spin0.5ms", "sleep2ms"
     ]  # fmt: skip
