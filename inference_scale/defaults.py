@@ -29,6 +29,11 @@ DEFAULTS: dict[str, Any] = {
     # however slow the rate, so a rate under 662 / this is not load-tested (ResNet-50 fp32 at
     # p99 <= 100 ms sustains well under 1 q/s on 2 cores: one valid probe would take over 10 min).
     "max_probe_s": 60.0,
+    # serve: without --max-batch, each state is prepared at 1, 2, 4, ... up to this size and
+    # load-tested at the max batch the simulator rates highest; a request waits at most
+    # max_delay_ms for its batch to fill (Triton's max_queue_delay).
+    "serve_max_batch": 8,
+    "serve_max_delay_ms": 2.0,
 }
 
 # What `bench` and the plugin run for a model no grid names.

@@ -101,10 +101,12 @@ def add(sub: Any) -> None:
     p.add_argument("--states", required=True, metavar="SLUG[,SLUG]", help="states to serve, e.g. fp32,int8-static")
     p.add_argument("--p99-ms", type=_positive_float, required=True, metavar="X", help="p99 latency budget in ms")
     p.add_argument("--max-batch", type=int, metavar="B",
-                   help="largest batch the batcher forms (default: per state, whichever of 1, 2, 4 and 8 the "
-                   "simulator gives the highest rate under the budget)")  # fmt: skip
-    p.add_argument("--max-delay-ms", type=_positive_float, default=2.0, metavar="D",
-                   help="longest a request waits for a batch to fill (default 2)")  # fmt: skip
+                   help="largest batch the batcher forms (default: per state, whichever of the prepared sizes "
+                   f"1, 2, 4, ... up to {DEFAULTS['serve_max_batch']} the simulator gives the highest rate under "
+                   "the budget)")  # fmt: skip
+    p.add_argument("--max-delay-ms", type=_positive_float, default=DEFAULTS["serve_max_delay_ms"], metavar="D",
+                   help="longest a request waits for a batch to fill "
+                   f"(default {DEFAULTS['serve_max_delay_ms']:g})")  # fmt: skip
     p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")
     add_flags(p, "threads")  # per replica
     p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")

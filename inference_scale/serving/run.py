@@ -53,7 +53,7 @@ __all__ = ["AUTO_MAX_BATCH", "CHECK_LOAD", "choose_max_batch", "serve"]
 
 # Without --max-batch, each state is prepared up to this size and load-tested at the max batch
 # among those the simulator rates highest (:func:`choose_max_batch`).
-AUTO_MAX_BATCH = 8
+AUTO_MAX_BATCH: int = DEFAULTS["serve_max_batch"]
 
 MIN_BATCHES = 30  # a size's median in the load test is reported from at least this many batches
 CHECK_LOAD = 0.7  # the simulator's p99 is checked against real probes at this share of the highest rate
@@ -99,7 +99,7 @@ def serve(
     states: Sequence[str],
     p99_ms: float,
     max_batch: int | None = None,
-    max_delay_ms: float = 2.0,
+    max_delay_ms: float = DEFAULTS["serve_max_delay_ms"],
     qps: float | None = None,
     json_out: str | Path | None = None,
     plot_dir: str | Path | None = None,

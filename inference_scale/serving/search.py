@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
+from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError, InvalidValueError
 
 __all__ = [
@@ -63,8 +64,8 @@ class Policy:
     """A dynamic batcher's policy: run a batch when it holds ``max_batch`` requests or its
     oldest request has waited ``max_delay_ms`` (Triton's ``max_queue_delay``)."""
 
-    max_batch: int = 8
-    max_delay_ms: float = 2.0
+    max_batch: int = DEFAULTS["serve_max_batch"]
+    max_delay_ms: float = DEFAULTS["serve_max_delay_ms"]
 
     def __post_init__(self) -> None:
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
