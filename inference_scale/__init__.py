@@ -19,6 +19,7 @@ _LAZY = {
     "BenchmarkRecord": "measure.record", "validate_extra_info": "measure.record",
     "SizeReport": "sizing", "count_macs": "sizing", "count_params": "sizing", "serialized_bytes": "sizing",
     "size_report": "sizing",
+    "serve": "serving",
     "Context": "states", "Prepared": "states", "State": "states", "get_state": "states", "list_states": "states",
 }  # fmt: skip
 

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "memory_timeout_s": 600.0,  # a probe child is killed after this (a cold inductor compile takes minutes)
     "tail": False,  # take enough rounds for p90/p99
     "tail_seconds": 4.0,  # the time budget of one case's tail rounds (at least a p90's 64 rounds are taken)
+    "ab_block_time_s": 0.25,  # ab: seconds of rounds per benchmark in one block of a side
     # serve: the longest one load-test probe may offer queries for. A p99 needs 662 queries
     # however slow the rate, so a rate under 662 / this is not load-tested (ResNet-50 fp32 at
     # p99 <= 100 ms sustains well under 1 q/s on 2 cores: one valid probe would take over 10 min).

@@ -17,7 +17,7 @@ from typing import Any
 
 from inference_scale.defaults import DEFAULTS
 
-__all__ = ["DEVICES", "SHARED", "Flag", "add_flags", "number"]
+__all__ = ["DEVICES", "MODEL_FLAGS", "SHARED", "Flag", "add_flags", "number"]
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -102,11 +102,24 @@ def _shared() -> dict[str, Flag]:
              d["threads"], POSITIVE_INT, plugin=True, plugin_type=int),
         Flag("seeds", f"states that train (kd) run once per seed; accuracy is the mean (default {d['seeds']})",
              d["seeds"], POSITIVE_INT, metavar="N", plugin=True, plugin_type=int),
+        # what describes a model's inputs and data: bench, serve and the plugin (make_plan checks them)
+        Flag("example", "a callable taking the batch size and returning the model's inputs: a tensor, a tuple of "
+             "tensors (positional) or a dict (keyword arguments)", metavar="MODULE:FN", plugin=True),
+        Flag("input-shape", "shorthand for one float input: one sample's shape, without the batch",
+             metavar="C,H,W", plugin=True),
+        Flag("seq-len", "tokens per input of an hf: text model (default 128)", type=POSITIVE_INT, metavar="N",
+             plugin=True, plugin_type=int),
+        Flag("eval", "a callable returning (inputs, targets) batches (targets may be None): accuracy in every "
+             "state, agreement on its inputs", metavar="MODULE:LOADER", plugin=True),
+        Flag("calibration", "a callable returning input batches for static int8 ranges (default: the eval inputs)",
+             metavar="MODULE:LOADER", plugin=True),
     ]  # fmt: skip
     return {f.name: f for f in flags}
 
 
 SHARED: dict[str, Flag] = _shared()
+# The shared flags that describe a model's inputs and data, in the order --help lists them.
+MODEL_FLAGS: tuple[str, ...] = ("example", "input-shape", "seq-len", "eval", "calibration")
 
 
 def add_flags(parser: Any, *names: str, prefix: str = "--", **overrides: Any) -> None:

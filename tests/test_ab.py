@@ -144,3 +144,25 @@ def test_bad_configs_are_refused_before_any_block(repo: Path, capsys: pytest.Cap
     code = main(["ab", "no-such-commit", "--out", "out", "--", "test_spin.py"])
     assert code == 2 and "no-such-commit" in capsys.readouterr().err
     assert not (repo / "out").exists()
+
+
+@pytest.mark.parametrize("value", [None, "", "x", "0", "-1", "nan", "inf"])
+def test_a_side_refuses_a_block_time_it_cannot_use(value: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ab sets the variable from its checked block_time; anything else ends the side in one line
+    # (pytest's usage-error code) rather than a traceback or a quietly wrong round count.
+    from inference_scale.verdicts import ab_sync
+
+    if value is None:
+        monkeypatch.delenv(ab_sync.BLOCK_TIME_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ab_sync.BLOCK_TIME_ENV, value)
+    with pytest.raises(pytest.exit.Exception) as info:
+        ab_sync.block_time()
+    assert info.value.returncode == 4 and ab_sync.BLOCK_TIME_ENV in str(info.value.msg)
+
+
+def test_a_side_reads_the_block_time_ab_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_scale.verdicts import ab_sync
+
+    monkeypatch.setenv(ab_sync.BLOCK_TIME_ENV, "0.125")
+    assert ab_sync.block_time() == 0.125

@@ -397,6 +397,18 @@ def test_storage_with_links_and_folders(
         assert code == (0 if good else 2), err
 
 
+@pytest.mark.parametrize("command", ["compare", "report"])
+def test_two_runs_from_one_storage_warn_once_per_skipped_entry(tmp_path: Path, command: str) -> None:
+    """compare (base and new) and report (several runs) look each run up in the same folder:
+    each unreadable entry there is one warning, not one per lookup."""
+    _storage(tmp_path, ["loop", "folder"], good=True)
+    machine = next(tmp_path.iterdir())
+    (machine / "0004_again.json").write_text((machine / "0001_good.json").read_text())
+    code, err = _run([command, "0001", "0004", "--storage", str(tmp_path)])
+    warnings = [line for line in err.splitlines() if line.startswith("warning: skipping")]
+    assert code == 0 and len(warnings) == 2 and len(set(warnings)) == 2, err
+
+
 def test_history_skips_what_is_not_a_readable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``history`` reads a storage folder too: its links and folders are skipped, one warning
     each in its report (before: exit 2 on the first, "Is a directory" or a raw errno)."""

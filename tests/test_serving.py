@@ -320,6 +320,42 @@ def test_budget_below_a_lone_request_is_a_verdict(capsys: pytest.CaptureFixture[
     assert "below fp32's single-request latency" in out
 
 
+@pytest.fixture
+def user_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A team's own model, outside the registry: a module:factory with no declared inputs."""
+    source = ["import torch.nn as nn", "def build():", "    return nn.Sequential(nn.Flatten(), nn.Linear(48, 10))"]
+    (tmp_path / "served_user_mod.py").write_text("\n".join(source) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "served_user_mod:build"
+
+
+def test_a_module_factory_is_served_with_the_input_flags_bench_takes(
+    user_factory: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same --input-shape as bench: the factory is resolved, its state prepared and timed;
+    # a budget of 1 us is below its lone request's latency, a verdict that needs that timing.
+    assert main(["serve", user_factory, "--input-shape", "3,4,4", "--states", "fp32", "--p99-ms", "0.001",
+                 "--max-batch", "1"]) == 1  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"{user_factory}: highest rate" in out and "below fp32's single-request latency" in out, out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "is a factory: give its example inputs"),
+        (["--input-shape", "3,4,x"], "input shape '3,4,x' is not valid"),
+        (["--input-shape", "3,5,5"], "does not run on its example inputs"),
+    ],
+)
+def test_a_module_factory_without_usable_inputs_is_one_line(
+    user_factory: str, args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", user_factory, "--states", "fp32", "--p99-ms", "50", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+
+
 def test_a_rate_too_slow_for_a_valid_probe_in_time_is_not_load_tested(capsys: pytest.CaptureFixture[str]) -> None:
     # 662 queries in 0.05 s needs 13,240 q/s, well above LeNet's rate at batch 1: the verdict
     # says so and no probe runs (none could meet both its query count and its time bound).

@@ -17,6 +17,7 @@ __all__ = [
     "MissingExtraError",
     "add_parser",
     "check_html_path",
+    "cli_flagged",
     "require_report_extra",
 ]
 
@@ -31,6 +32,16 @@ def add_parser(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return p
+
+
+def cli_flagged(exc: BaseException) -> str:
+    """A plan error's message led by the command's flag for its option: the plugin's
+    ``--is-NAME`` without its ``is-``, MODEL for the model (bench and serve share make_plan)."""
+    from inference_scale.measure.plan import flagged
+    from inference_scale.measure.plugin import FLAGS
+
+    flags = {key: "MODEL" if key == "models" else flag.replace("--is-", "--") for key, flag in FLAGS.items()}
+    return flagged(exc, flags)
 
 
 class MissingExtraError(InferenceScaleError, ValueError):

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-from inference_scale.cli.args import add_parser
+from inference_scale.cli.args import add_parser, cli_flagged
 from inference_scale.defaults import DEFAULT_BATCHES, DEFAULT_STATES
-from inference_scale.options import POSITIVE_INT, add_flags
+from inference_scale.options import MODEL_FLAGS, add_flags
 
 __all__ = ["add", "run"]
 
@@ -28,15 +28,13 @@ under --storage like the main job's, and the table printed at the end."""
 def _plan(args: argparse.Namespace) -> Any:
     """The plan of ``bench``'s arguments, checked by make_plan (the plugin's path too); an
     error names bench's flag for the option (the plugin's, without its ``is-``)."""
-    from inference_scale.measure.plan import PlanError, flagged, make_plan
-    from inference_scale.measure.plugin import FLAGS
+    from inference_scale.measure.plan import PlanError, make_plan
 
-    flags = {key: "MODEL" if key == "models" else flag.replace("--is-", "--") for key, flag in FLAGS.items()}
     seconds = _reference_seconds()  # outside the try: bench has no flag of its own to name
     try:
         return _make(args, make_plan, seconds)
     except PlanError as exc:
-        raise PlanError(flagged(exc, flags)) from None
+        raise PlanError(cli_flagged(exc)) from None
 
 
 def _reference_seconds() -> dict[str, float]:
@@ -91,18 +89,9 @@ def add(sub: Any) -> None:
         epilog=BENCH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("model", metavar="MODEL", help="a registry name, hf:DIR, timm:NAME or module:factory")
-    p.add_argument("--example", metavar="MODULE:FN",
-                   help="a callable taking the batch size and returning the model's inputs: a tensor, a tuple "
-                   "(positional) or a dict (keyword arguments) of tensors")  # fmt: skip
     p.add_argument("--states", metavar="SLUG[,SLUG]", help=f"default: {','.join(DEFAULT_STATES)}")
     p.add_argument("--batch-size", metavar="N[,N]", help=f"default: {','.join(map(str, DEFAULT_BATCHES))}")
-    p.add_argument("--input-shape", metavar="C,H,W",
-                   help="shorthand for one float input: one sample's shape without the batch")  # fmt: skip
-    p.add_argument(
-        "--seq-len", type=POSITIVE_INT, metavar="N", help="tokens per input of an hf: text model (default 128)"
-    )
-    p.add_argument("--eval", metavar="MODULE:LOADER", help="(inputs, targets) batches: accuracy in every state")
-    p.add_argument("--calibration", metavar="MODULE:LOADER", help="input batches for static int8 (default: --eval's)")
+    add_flags(p, *MODEL_FLAGS)
     add_flags(p, "device", "threads", "seeds")
     p.add_argument("--all-int8", action="store_true", help="compiled states (int8, compile) on transformers too")
     p.add_argument("--no-compile", action="store_true", help="run compiled states eager: quick, not their speed")

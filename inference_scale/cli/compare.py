@@ -14,11 +14,11 @@ __all__ = ["add", "run"]
 
 def run(args: argparse.Namespace) -> int:
     from inference_scale.verdicts.compare import check_isa, compare_runs, format_comparison
-    from inference_scale.verdicts.runs import find_run, load_run
+    from inference_scale.verdicts.runs import find_run, load_run, warn_once
 
-    storage = Path(args.storage)
-    base = load_run(find_run(args.base, storage=storage))
-    new = load_run(find_run(args.new, storage=storage))
+    storage, warn = Path(args.storage), warn_once()
+    base = load_run(find_run(args.base, storage=storage, warn=warn))
+    new = load_run(find_run(args.new, storage=storage, warn=warn))
     if args.strict:  # runs whose CPUs differ in ISA ran different kernels: refused in one line
         check_isa(base, new)
     result = compare_runs(

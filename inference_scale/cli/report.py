@@ -17,18 +17,17 @@ __all__ = ["add", "run"]
 
 def run(args: argparse.Namespace) -> int:
     from inference_scale.reporting.report import format_report, rows_from_run
-    from inference_scale.verdicts.runs import BadRunError, find_run, load_run
+    from inference_scale.verdicts.runs import BadRunError, find_run, load_run, warn_once
 
     if args.plot:
         check_output_path(Path(args.plot) / "plot.png", what="--plot")
     if args.html:
         check_html_path(args.html)
         require_report_extra("report --html", "plotly", "ruptures")
-    specs = args.runs or [None]
+    specs, warn = args.runs or [None], warn_once()
     # Every run is read and checked before anything is printed or written.
-    loaded = [
-        (saved, rows_from_run(saved)) for saved in (load_run(find_run(s, storage=Path(args.storage))) for s in specs)
-    ]
+    found = (load_run(find_run(s, storage=Path(args.storage), warn=warn)) for s in specs)
+    loaded = [(saved, rows_from_run(saved)) for saved in found]
     if args.plot and not any(r.params is not None for _, rows in loaded for r in rows):
         raise BadRunError("--plot: no benchmark carries an inference-scale record (params, bytes), so there is no plot")
     for saved, rows in loaded:

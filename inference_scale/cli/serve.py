@@ -8,9 +8,9 @@ import argparse
 import sys
 from typing import Any
 
-from inference_scale.cli.args import add_parser
+from inference_scale.cli.args import add_parser, cli_flagged
 from inference_scale.defaults import DEFAULTS
-from inference_scale.options import add_flags
+from inference_scale.options import MODEL_FLAGS, add_flags
 
 __all__ = ["add", "run"]
 
@@ -29,15 +29,20 @@ bisect), each probe at least 662 queries and --min-seconds long, and at most
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_scale.measure.plugin import split_values
+    from inference_scale.measure.plan import PlanError
     from inference_scale.serving import serve
     from inference_scale.serving.search import check_words, policy_words
 
-    result = serve(
-        args.model, states=split_values([args.states]), p99_ms=args.p99_ms, max_batch=args.max_batch,
-        max_delay_ms=args.max_delay_ms, qps=args.qps, json_out=args.json, plot_dir=args.plot,
-        n_threads=args.threads, seed=args.seed, min_duration_s=args.min_seconds, max_probe_s=args.max_probe_seconds,
-    )  # fmt: skip
+    try:
+        result = serve(
+            args.model, states=args.states, p99_ms=args.p99_ms, max_batch=args.max_batch,
+            max_delay_ms=args.max_delay_ms, qps=args.qps, json_out=args.json, plot_dir=args.plot,
+            n_threads=args.threads, seed=args.seed, min_duration_s=args.min_seconds,
+            max_probe_s=args.max_probe_seconds, example=args.example, input_shape=args.input_shape,
+            seq_len=args.seq_len, eval=args.eval, calibration=args.calibration,
+        )  # fmt: skip
+    except PlanError as exc:  # led by serve's flag for the option, as bench's errors are
+        raise PlanError(cli_flagged(exc)) from None
     status = 0
     print(
         f"{result['model']}: highest rate with p99 <= {result['p99_ms']:g} ms ({result['host']}, "
@@ -81,7 +86,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
 
 
-def _positive_float(text: str) -> float:
+def _parse_float(text: str) -> float:
     """A float parsed for the one-line checks in :mod:`.serving` (NaN and <= 0 named there)."""
     try:
         return float(text)
@@ -97,22 +102,23 @@ def add(sub: Any) -> None:
         "times per batch size, and with --qps the replicas and batching policy needing the fewest cores.",
         epilog=SERVE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("model", metavar="MODEL", help="a registry name or module:factory")
+    p.add_argument("model", metavar="MODEL", help="a registry name, hf:DIR, timm:NAME or module:factory")
     p.add_argument("--states", required=True, metavar="SLUG[,SLUG]", help="states to serve, e.g. fp32,int8-static")
-    p.add_argument("--p99-ms", type=_positive_float, required=True, metavar="X", help="p99 latency budget in ms")
+    add_flags(p, *MODEL_FLAGS)  # as bench takes them
+    p.add_argument("--p99-ms", type=_parse_float, required=True, metavar="X", help="p99 latency budget in ms")
     p.add_argument("--max-batch", type=int, metavar="B",
                    help="largest batch the batcher forms (default: per state, whichever of the prepared sizes "
                    f"1, 2, 4, ... up to {DEFAULTS['serve_max_batch']} the simulator gives the highest rate under "
                    "the budget)")  # fmt: skip
-    p.add_argument("--max-delay-ms", type=_positive_float, default=DEFAULTS["serve_max_delay_ms"], metavar="D",
+    p.add_argument("--max-delay-ms", type=_parse_float, default=DEFAULTS["serve_max_delay_ms"], metavar="D",
                    help="longest a request waits for a batch to fill "
                    f"(default {DEFAULTS['serve_max_delay_ms']:g})")  # fmt: skip
-    p.add_argument("--qps", type=_positive_float, metavar="N", help="also plan replicas to serve N queries/s")
+    p.add_argument("--qps", type=_parse_float, metavar="N", help="also plan replicas to serve N queries/s")
     add_flags(p, "threads")  # per replica
     p.add_argument("--seed", type=int, default=0, help="seed of the arrivals and the simulator (default 0)")
-    p.add_argument("--min-seconds", type=_positive_float, default=1.0, metavar="S",
+    p.add_argument("--min-seconds", type=_parse_float, default=1.0, metavar="S",
                    help="shortest probe in seconds (default 1; every probe also runs >= 662 queries)")  # fmt: skip
-    p.add_argument("--max-probe-seconds", type=_positive_float, default=DEFAULTS["max_probe_s"], metavar="S",
+    p.add_argument("--max-probe-seconds", type=_parse_float, default=DEFAULTS["max_probe_s"], metavar="S",
                    help=f"longest probe in seconds (default {DEFAULTS['max_probe_s']:g}): rates too slow for 662 "
                    "queries in S are not load-tested")  # fmt: skip
     p.add_argument("--json", metavar="OUT", help="write the serve record here (service times in OUT.bench.json)")

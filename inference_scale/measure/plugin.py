@@ -28,7 +28,7 @@ import pytest
 
 from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError
-from inference_scale.options import SHARED
+from inference_scale.options import MODEL_FLAGS, SHARED
 
 if TYPE_CHECKING:
     from inference_scale.measure.plan import Plan
@@ -70,21 +70,12 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--is-model", "models", {"action": "append", "metavar": "NAME|hf:DIR|timm:NAME|MODULE:FACTORY",
         "help": "model(s) to benchmark: a registry name (`inference-scale models`), hf:DIR (a save_pretrained "
         "folder), timm:NAME, or module:factory returning an nn.Module (repeatable or comma-separated)"}),
-    ("--is-example", "example", {"metavar": "MODULE:FN", "help": "a callable taking the batch size and returning "
-        "the model's inputs: a tensor, a tuple of tensors (positional) or a dict (keyword arguments)"}),
-    ("--is-input-shape", "input_shape", {"metavar": "C,H,W",
-        "help": "shorthand for one float input: one sample's shape, without the batch"}),
-    ("--is-seq-len", "seq_len", {"type": int, "metavar": "N", "help": "tokens per input of an hf: text model "
-        "(default 128)"}),
+    *((f"--is-{name}", name.replace("-", "_"), SHARED[name].kwargs(for_plugin=True)) for name in MODEL_FLAGS),
     ("--is-states", "states", {"action": "append", "metavar": "SLUG[,SLUG]",
         "help": "states to run (`inference-scale states` lists them; join with + to compose); "
         "default for a model no suite names: inference_scale.defaults.DEFAULT_STATES"}),
     ("--is-batch-size", "batch_sizes", {"action": "append", "metavar": "N[,N]",
         "help": "batch sizes (repeatable or comma-separated)"}),
-    ("--is-eval", "eval", {"metavar": "MODULE:LOADER", "help": "a callable returning (inputs, targets) batches "
-        "(targets may be None): accuracy in every state, agreement on its inputs"}),
-    ("--is-calibration", "calibration", {"metavar": "MODULE:LOADER",
-        "help": "a callable returning input batches for static int8 ranges (default: the eval inputs)"}),
     ("--is-device", "device", SHARED["device"].kwargs(for_plugin=True)),
     ("--is-threads", "threads", SHARED["threads"].kwargs(for_plugin=True)),
     ("--is-seeds", "seeds", SHARED["seeds"].kwargs(for_plugin=True)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import statistics
 import sys
 import time
@@ -30,7 +29,6 @@ from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, State, get_state
 from inference_scale.subjects.inputs import Batch, batch_len, chunks, concat, input_spec, take
 from inference_scale.subjects.subject import Subject
-from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV
 from inference_scale.verdicts.ab_sync import PLUGIN as AB_PLUGIN
 
 __all__ = [
@@ -378,7 +376,7 @@ def measure(
         start = time.perf_counter()
         run()
         per_call = time.perf_counter() - start
-        rounds = max(5, int(float(os.environ.get(BLOCK_TIME_ENV, "0.25")) / per_call))
+        rounds = max(5, int(sync.block_time() / per_call))
         rounds = sync.agree_rounds(rounds)  # the same count on both sides: every round is paired
         return benchmark.pedantic(run, setup=sync.round_barrier, rounds=rounds, iterations=1)
     if setup is not None and not disabled:

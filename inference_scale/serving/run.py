@@ -19,6 +19,7 @@ import numpy as np
 from inference_scale.atomic import check_output_path, write_json_atomic
 from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InvalidValueError
+from inference_scale.measure.plan import split_values
 from inference_scale.measure.suite import Options, Session, example_input
 from inference_scale.runtime import cpu_name, threads
 from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
@@ -75,6 +76,17 @@ MAX_PROBES = 12  # per state: doubling and bisecting to 5% takes 5 to 9
 MAX_PROBE_S: float = DEFAULTS["max_probe_s"]  # the check probe at 70% may run up to 1/0.7 of it
 
 
+def _session(model: str, states: Sequence[str], max_batch: int, n_threads: int, **described: Any) -> Session:
+    """A session serving the subject of ``model``, resolved and checked as ``bench`` resolves it
+    (:func:`~inference_scale.measure.plan.make_plan`: its inputs, loaders and states, and the
+    memory of the largest batch), so a module:factory takes ``--input-shape`` or ``--example``."""
+    from inference_scale.measure.plan import make_plan  # imports the states' registry
+
+    plan = make_plan(model, states=states, batch_sizes=list(batch_sizes(max_batch)), threads=n_threads,
+                     **described)  # fmt: skip
+    return Session(plan.subjects.__getitem__)
+
+
 def _say(text: str) -> None:
     print(f"serve: {text}", file=sys.stderr, flush=True)
 
@@ -108,14 +120,18 @@ def serve(
     min_duration_s: float = 1.0,
     max_probe_s: float = MAX_PROBE_S,
     max_probe_queries: int = 20_000,
+    example: str | None = None,
+    input_shape: str | Sequence[int] | None = None,
+    seq_len: int | None = None,
+    eval: str | None = None,
+    calibration: str | None = None,
     session: Session | None = None,
 ) -> dict[str, Any]:
     """Load-test ``model`` in each state under ``p99_ms`` and simulate it; returns (and writes
     to ``json_out``) the serve record. Without ``max_batch``, each state is load-tested at the
-    max batch up to :data:`AUTO_MAX_BATCH` that the simulator rates highest. Bad options raise
-    before any work."""
-    from inference_scale.subjects.resolve import subject_from_spec
-
+    max batch up to :data:`AUTO_MAX_BATCH` that the simulator rates highest. ``model`` and the
+    options that describe its inputs and data (``example`` ... ``calibration``) are those of
+    ``bench``, checked by the same plan. Bad options raise before any work."""
     budget = check_budget(p99_ms)
     policy = Policy(AUTO_MAX_BATCH if max_batch is None else max_batch, max_delay_ms)
     target = None if qps is None else check_qps(qps)
@@ -130,7 +146,10 @@ def serve(
         check_output_path(json_out, what="--json")
     if plot_dir is not None:
         check_output_path(Path(plot_dir) / f"serve_{model}.png", what="--plot")
-    session = session or Session(subject_from_spec)
+    states = split_values(states)  # "fp32,int8-static" or a sequence, as bench takes them
+    if session is None:
+        session = _session(model, states, policy.max_batch, n_threads, example=example, input_shape=input_shape,
+                           seq_len=seq_len, eval=eval, calibration=calibration)  # fmt: skip
     opts = Options(threads=n_threads)
     with threads(n_threads):
         slugs = list(dict.fromkeys(check_state(session, model, s, opts) for s in states))

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from inference_scale.defaults import DEFAULTS
 from inference_scale.errors import InferenceScaleError
 from inference_scale.verdicts import ab_sync
 from inference_scale.verdicts.ab_sync import BLOCK_TIME_ENV, PLUGIN
@@ -81,7 +82,7 @@ class ABConfig:
     max_runs: int | None = None
     alpha: float = DEFAULT_ALPHA
     threshold: float = DEFAULT_THRESHOLD
-    block_time: float = 0.25
+    block_time: float = DEFAULTS["ab_block_time_s"]
     out_dir: Path = Path(".benchmarks/ab")
     repo: Path = Path(".")
     cpus: tuple[int, ...] | None = field(default_factory=lambda: _default_cpus())

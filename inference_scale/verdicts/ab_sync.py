@@ -26,6 +26,7 @@ commit that predates it can still run in lockstep.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Generator
 from typing import IO, Any
@@ -60,6 +61,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def active() -> bool:
     """Whether this process is one side of an ``ab`` block."""
     return _pipes is not None
+
+
+def block_time() -> float:
+    """Seconds of rounds a side takes per benchmark in one block: ``$INFERENCE_SCALE_AB_BLOCK_TIME``,
+    which ``ab`` sets from its checked ``block_time``; any other value ends the side in one line."""
+    text = os.environ.get(BLOCK_TIME_ENV, "")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        pytest.exit(f"inference-scale ab: ${BLOCK_TIME_ENV} {text!r} is not valid; give seconds > 0", returncode=4)
+    return value
 
 
 def agree_rounds(rounds: int) -> int:

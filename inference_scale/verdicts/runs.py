@@ -38,7 +38,9 @@ from inference_scale.errors import InferenceScaleError
 from inference_scale.measure.record import InvalidRecordError, validate_extra_info
 from inference_scale.slugs import canonical_slug
 
-__all__ = ["BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run", "readable_files", "unreadable"]
+__all__ = [
+    "BadRunError", "Bench", "Run", "find_run", "load_run", "parse_run", "readable_files", "unreadable", "warn_once",
+]  # fmt: skip
 
 
 class BadRunError(InferenceScaleError, ValueError):
@@ -115,6 +117,19 @@ def _saved_runs(storage: Path, warn: Callable[[str], None]) -> list[Path]:
 
 def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def warn_once(warn: Callable[[str], None] = _stderr) -> Callable[[str], None]:
+    """``warn``, saying each message once: a command that finds two runs in one storage folder
+    (compare's base and new) scans it twice, and an unreadable file there is one problem."""
+    said: set[str] = set()
+
+    def once(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            warn(message)
+
+    return once
 
 
 def find_run(
