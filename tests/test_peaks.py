@@ -34,6 +34,9 @@ def peaks() -> dict:
     return measure_peaks(threads=THREADS, seconds=1.5)
 
 
+MM_TRIES = 3
+
+
 def _best_gflops(fn, work: float, seconds: float = 0.6) -> float:
     fn()
     best, end = 0.0, time.perf_counter() + seconds
@@ -49,21 +52,31 @@ def test_torch_mm_figure_agrees_with_an_independent_timing(peaks: dict) -> None:
     # shared host's speed moves between states seconds long, and a figure from the module's
     # fixture, taken a minute earlier, read 69.7 GFLOP/s against 89.6 timed here (2026-12-04,
     # AMD EPYC host). Where the two independent timings themselves differ by over 10%, the host
-    # moved during the measurement and the test skips, naming both.
+    # moved during the measurement. A slow stretch can also fall inside the bracket alone: a
+    # clean-clone .ci/run read 82.7 GFLOP/s between 92.4 and 93.2 (2026-12-06, AMD EPYC host).
+    # So up to three tries: one that agrees passes; a wrong FLOP count or timer disagrees in every
+    # steady try and fails; where no try was steady, the test skips, naming them.
     a, b = torch.randn(N, N), torch.randn(N, N)
     previous = torch.get_num_threads()
     torch.set_num_threads(THREADS)
+    tries: list[tuple[float, float, float]] = []
     try:
-        before = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
-        fresh = measure_peaks(threads=THREADS, seconds=1.5)
-        after = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
+        for _ in range(MM_TRIES):
+            before = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
+            fresh = measure_peaks(threads=THREADS, seconds=1.5)
+            after = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
+            recorded = fresh["measured"]["fp32"]["torch.mm"]
+            tries.append((recorded, before, after))
+            steady = abs(before - after) <= 0.10 * min(before, after)
+            plain = max(before, after)  # each is a best-of; the faster is the closer to the kernel's speed
+            if steady and abs(recorded - plain) <= 0.10 * plain:
+                break
+        else:
+            if all(abs(bf - af) > 0.10 * min(bf, af) for _, bf, af in tries):
+                pytest.skip(f"the host moved in every try: (recorded, before, after) GFLOP/s {tries}")
+            pytest.fail(f"torch.mm's figure disagreed with its bracket in every steady try: {tries}")
     finally:
         torch.set_num_threads(previous)
-    if abs(before - after) > 0.10 * min(before, after):
-        pytest.skip(f"the host moved: torch.mm timed {before:.1f} then {after:.1f} GFLOP/s around the measurement")
-    plain = max(before, after)  # each is a best-of; the faster is the closer to the kernel's speed
-    recorded = fresh["measured"]["fp32"]["torch.mm"]
-    assert abs(recorded - plain) <= 0.10 * plain, (recorded, before, after)
     assert fresh["fp32_gflops"] >= recorded and peaks["fp32_gflops"] >= peaks["measured"]["fp32"]["torch.mm"]
 
 
