@@ -344,7 +344,7 @@ def test_a_module_factory_is_served_with_the_input_flags_bench_takes(
     ("args", "words"),
     [
         ([], "is a factory: give its example inputs"),
-        (["--input-shape", "3,4,x"], "input shape '3,4,x' is not valid"),
+        (["--input-shape", "3,4,x"], "--input-shape: input shape '3,4,x' is not valid"),
         (["--input-shape", "3,5,5"], "does not run on its example inputs"),
     ],
 )
@@ -354,6 +354,17 @@ def test_a_module_factory_without_usable_inputs_is_one_line(
     assert main(["serve", user_factory, "--states", "fp32", "--p99-ms", "50", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [("resnet50", "serve_resnet50.png"), ("mypkg.nets:build", "serve_mypkg.nets_build.png"),
+     ("hf:/models/bert base", "serve_hf_models_bert_base.png"), ("timm:vit_tiny", "serve_timm_vit_tiny.png")],
+)  # fmt: skip
+def test_the_plot_of_any_model_is_one_file_in_the_folder(tmp_path: Path, model: str, name: str) -> None:
+    from inference_scale.serving.plot import plot_path
+
+    assert plot_path(tmp_path, model) == tmp_path / name
 
 
 def test_a_rate_too_slow_for_a_valid_probe_in_time_is_not_load_tested(capsys: pytest.CaptureFixture[str]) -> None:

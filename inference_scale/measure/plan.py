@@ -174,12 +174,15 @@ def make_plan(
     if states is not None and not slugs:
         raise PlanError(f"states {states!r} name no state; `inference-scale states` lists them", option="states")
     parsed = [get_state(s) for s in slugs]
-    if isinstance(input_shape, str):
-        shape: tuple[int, ...] | None = parse_input_shape(input_shape)
-    elif input_shape is not None:
-        shape = parse_input_shape(",".join(str(d) for d in input_shape))
-    else:
-        shape = None
+    try:  # an adapter leads the message with its own flag for the option
+        if isinstance(input_shape, str):
+            shape: tuple[int, ...] | None = parse_input_shape(input_shape)
+        elif input_shape is not None:
+            shape = parse_input_shape(",".join(str(d) for d in input_shape))
+        else:
+            shape = None
+    except InferenceScaleError as exc:
+        raise PlanError(str(exc), option="input_shape") from None
     if (example, eval, calibration, shape, seq_len) != (None,) * 5 and not specs:
         raise PlanError(
             "an input shape, example factory, sequence length or loader describes a model: name the model",

@@ -5,13 +5,22 @@ highest measured rate under it. Written atomically."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 from inference_scale.atomic import write_bytes_atomic
 from inference_scale.serving.search import policy_words
 
-__all__ = ["plot_serve"]
+__all__ = ["plot_path", "plot_serve"]
+
+
+def plot_path(out_dir: str | Path, model: str) -> Path:
+    """Where the serve plot of ``model`` goes: ``serve_NAME.png`` with every run of characters
+    other than letters, digits, ``.``, ``_`` and ``-`` as one ``_``, so that ``hf:/models/bert``
+    or ``mypkg.nets:build`` names one file in ``out_dir``, not a path through folders."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_.") or "model"
+    return Path(out_dir) / f"serve_{name}.png"
 
 
 def plot_serve(result: dict[str, Any], out_dir: Path) -> Path:
@@ -52,6 +61,6 @@ def plot_serve(result: dict[str, Any], out_dir: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    path = Path(out_dir) / f"serve_{result['model']}.png"
+    path = plot_path(out_dir, result["model"])
     write_bytes_atomic(buffer.getvalue(), path)
     return path

@@ -24,6 +24,7 @@ from inference_scale.measure.suite import Options, Session, example_input
 from inference_scale.runtime import cpu_name, threads
 from inference_scale.serving.capacity import SERVE_KIND, candidate_policies, check_qps, plan_replicas
 from inference_scale.serving.loadgen import Runners, run_probe
+from inference_scale.serving.plot import plot_path
 from inference_scale.serving.search import (
     STEADY_LAST,
     STEADY_MAX_TRIALS,
@@ -145,7 +146,7 @@ def serve(
     if json_out is not None:
         check_output_path(json_out, what="--json")
     if plot_dir is not None:
-        check_output_path(Path(plot_dir) / f"serve_{model}.png", what="--plot")
+        check_output_path(plot_path(plot_dir, model), what="--plot")
     states = split_values(states)  # "fp32,int8-static" or a sequence, as bench takes them
     if session is None:
         session = _session(model, states, policy.max_batch, n_threads, example=example, input_shape=input_shape,
