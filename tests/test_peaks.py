@@ -60,6 +60,7 @@ def test_torch_mm_figure_agrees_with_an_independent_timing(peaks: dict) -> None:
     previous = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     tries: list[tuple[float, float, float]] = []
+    steady: list[bool] = []  # per try: the bracket's two timings within 10% of each other
     try:
         for _ in range(MM_TRIES):
             before = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
@@ -67,12 +68,12 @@ def test_torch_mm_figure_agrees_with_an_independent_timing(peaks: dict) -> None:
             after = _best_gflops(lambda: torch.mm(a, b), 2.0 * N**3)
             recorded = fresh["measured"]["fp32"]["torch.mm"]
             tries.append((recorded, before, after))
-            steady = abs(before - after) <= 0.10 * min(before, after)
+            steady.append(abs(before - after) <= 0.10 * min(before, after))
             plain = max(before, after)  # each is a best-of; the faster is the closer to the kernel's speed
-            if steady and abs(recorded - plain) <= 0.10 * plain:
+            if steady[-1] and abs(recorded - plain) <= 0.10 * plain:
                 break
         else:
-            if all(abs(bf - af) > 0.10 * min(bf, af) for _, bf, af in tries):
+            if not any(steady):
                 pytest.skip(f"the host moved in every try: (recorded, before, after) GFLOP/s {tries}")
             pytest.fail(f"torch.mm's figure disagreed with its bracket in every steady try: {tries}")
     finally:
