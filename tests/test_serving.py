@@ -125,11 +125,12 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
         timed.setdefault((b["extra_info"]["batch_size"], b["extra_info"]["after"]), []).append(b["stats"]["data"])
     sizes = [1, 2, 4, 8]
     # each size back to back, after each of the worker's spins (0.25 and 0.5 ms) and sleeps (2, 8
-    # and 32 ms) and after each other size; all of them before the load test and again after it
+    # and 32 ms) and after each other size; all of them before the load test, and again in each
+    # of five blocks of at least 5 rounds spread over it
     waits = {"spin0.25ms", "spin0.5ms", "sleep2ms", "sleep8ms", "sleep32ms"}
     want = {(s, k) for s in sizes for k in {"same"} | waits | {f"b{o}" for o in sizes if o != s}}
     assert set(timed) == want
-    assert all(len(v) == 2 for v in timed.values())
+    assert all(len(v) == 1 + 5 and all(len(run) >= 5 for run in v) for v in timed.values())
     # the simulator draws pytest-benchmark's own saved rounds, the two runs of each pooled
     for (size, after), runs in timed.items():
         assert entry["service_s"][str(size)][after] == [t for run in runs for t in run]

@@ -39,6 +39,7 @@ from inference_scale.serving.search import (
     steady,
 )
 from inference_scale.serving.service import (
+    SERVICE_MAX_TIME_S,
     Served,
     Timing,
     after_others,
@@ -66,9 +67,16 @@ CHECK_LOAD = 0.7  # the simulator's p99 is checked against real probes at this s
 # probe at 46 q/s read 39.8 against 37.5; 2026-12-03, Xeon VNNI host). LeNet's at 11,500 q/s
 # read 1.51-1.60 ms in quiet probes and up to 12.7 ms in probes through a slow stretch of the
 # host, when its batches of 8 ran 1.5x their time for a while (2026-12-04, AMD EPYC host).
-# The service times after the search are taken in this many slices, one after each of the first
-# check probes, which so fall seconds apart.
+# After the search, every service time is taken again in each of this many blocks of about
+# SLICE_MAX_TIME_S a pool (at least 5 rounds), one block after each of the first check probes,
+# so that each pool spans minutes of the host rather than one window. The host's slow calls
+# come in stretches: ResNet-50 int8-static's batch of 1 ran over 27 ms (against a 24 ms median)
+# in 0-40% of each block of 15 calls after a 32 ms wait, 12.5% of 120 such calls over 30 s,
+# and 18% in the load test after its sleeps. One 0.5 s pool after a 32 ms sleep held none
+# (0 of 18), and with such pools the simulator put the highest rate 1.19x the load test's; fed
+# the load test's own batch times, 1.10x (2026-12-07, AMD EPYC VNNI host).
 TIMING_SLICES = 5
+SLICE_MAX_TIME_S = 0.1
 # Each simulated check figure is the median of this many simulations of the probe's own
 # arrivals, each drawing its service times with its own seed: one draw's p99 of LeNet at 70%
 # ranged 1.63-2.38 ms over 20 seeds, most within 7% of 1.72 (2026-12-04, AMD EPYC host).
@@ -181,9 +189,11 @@ def serve(
             for slug in slugs:
                 # Each state is timed just before its load test: the host's speed drifts by
                 # several percent over minutes, and the simulator must see the speed served at.
-                def timed(plan: list[Timing], *, settle: bool, slug: str = slug) -> dict[tuple[int, str], list[float]]:
+                def timed(
+                    plan: list[Timing], *, settle: bool, max_time_s: float = SERVICE_MAX_TIME_S, slug: str = slug
+                ) -> dict[tuple[int, str], list[float]]:
                     parts.append(Path(tmp) / f"{slug}-{len(parts)}.bench.json")
-                    return time_service(plan, session, opts, json_out=parts[-1], settle=settle)
+                    return time_service(plan, session, opts, json_out=parts[-1], settle=settle, max_time_s=max_time_s)
 
                 entry = [s for s in served if s.state == slug]
                 result["states"][slug] = _serve_state(slug, entry, timed, target, limits)
@@ -270,26 +280,28 @@ def _serve_state(
     policy = lim.policy
     start = 0.5 * (rates[policy.max_batch] or steady)  # the chosen size's search, not run again
     runners = {s.batch: s.prepared.runner for s in entry if s.batch <= policy.max_batch}
-    # Every service time again, after the search: pooled with the first, they span the load test.
-    # This host's speed moves between epochs of seconds (LeNet's batch of 8 took 0.354-0.453 ms
-    # in 80 windows of 0.5 s, 2026-12-02; ResNet-50 int8-static's batch of 8 51.4 ms before a
-    # load test and 56.5 ms after, 2026-12-03; Xeon VNNI host), and times from before alone put
-    # the simulator wherever the benchmark's epoch was. They are taken in slices between the
-    # check probes, which so fall seconds apart: a slow stretch of the host lasting 2 s raised
-    # four LeNet probes in a row to 4-11 ms against 1.7-2.6 ms for the rest (2026-12-04, AMD
-    # EPYC host).
-    todo = back_to_back(entry) + plan
-    slices = [todo[i::TIMING_SLICES] for i in range(TIMING_SLICES)]
+    # Every service time the load test draws from again, after the search: pooled with the
+    # first, they span the load test. This host's speed moves between epochs of seconds
+    # (LeNet's batch of 8 took 0.354-0.453 ms in 80 windows of 0.5 s, 2026-12-02; ResNet-50
+    # int8-static's batch of 8 51.4 ms before a load test and 56.5 ms after, 2026-12-03; Xeon
+    # VNNI host), and times from before alone put the simulator wherever the benchmark's epoch
+    # was. They are taken in blocks between the check probes (TIMING_SLICES), which so fall
+    # seconds apart: a slow stretch of the host lasting 2 s raised four LeNet probes in a row to
+    # 4-11 ms against 1.7-2.6 ms for the rest (2026-12-04, AMD EPYC host). Sizes over the max
+    # batch (capacity planning's alone) keep the times from before the search.
+    tested = [s for s in entry if s.batch <= policy.max_batch]
+    todo = back_to_back(tested) + after_others(tested)
     again: dict[tuple[int, str], list[float]] = {}
 
     def time_slice(trial: int) -> None:
-        if trial < len(slices):
-            again.update(timed(slices[trial], settle=False))
+        if trial < TIMING_SLICES:
+            for key, times in timed(todo, settle=False, max_time_s=SLICE_MAX_TIME_S).items():
+                again.setdefault(key, []).extend(times)
 
     probes, checks, batch_times = _load_test(
         slug, runners, entry[0].pool, drawn.up_to(policy.max_batch), lim, start, slowest, time_slice
     )
-    for trial in range(len(checks), TIMING_SLICES):  # the slices no check probe came before
+    for trial in range(len(checks), TIMING_SLICES):  # the blocks no check probe came before
         time_slice(trial)
     out["service_median_ms_before_after"] = {
         str(size): [float(np.median(rounds[(size, SAME)])) * 1e3, float(np.median(again[(size, SAME)])) * 1e3]

@@ -45,6 +45,7 @@ from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
 __all__ = [
+    "SERVICE_MAX_TIME_S",
     "Served",
     "ServiceTimingError",
     "Timing",
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 _PLAN: list[Timing] = []
-SERVICE_MAX_TIME_S = 0.5  # pytest-benchmark's --benchmark-max-time per batch size
+SERVICE_MAX_TIME_S = 0.5  # pytest-benchmark's --benchmark-max-time per batch size, by default
 # Before its service times, each prepared batch size runs untimed for at least this long and
 # this many calls (at most SETTLE_MAX_S). The suite's two warm-up calls do not settle every
 # runtime: OpenVINO's ResNet-50 int8 at batch 8 took 64 ms a call for its first 9 calls and 35
@@ -190,12 +191,18 @@ def _settle(entry: Served) -> None:
 
 
 def time_service(
-    plan: Sequence[Timing], session: Session, opts: Options, *, json_out: Path, settle: bool = True
+    plan: Sequence[Timing],
+    session: Session,
+    opts: Options,
+    *,
+    json_out: Path,
+    settle: bool = True,
+    max_time_s: float = SERVICE_MAX_TIME_S,
 ) -> dict[tuple[int, str], list[float]]:
-    """Time each of ``plan`` (one state's) through the suite's runner in pytest; writes its
-    pytest-benchmark JSON to ``json_out`` and returns, per (batch size, what ran before), the
-    seconds of every timed call read back from it. With ``settle``, each size first runs
-    untimed (:func:`_settle`)."""
+    """Time each of ``plan`` (one state's) through the suite's runner in pytest, for about
+    ``max_time_s`` each (at least 5 rounds); writes its pytest-benchmark JSON to ``json_out``
+    and returns, per (batch size, what ran before), the seconds of every timed call read back
+    from it. With ``settle``, each size first runs untimed (:func:`_settle`)."""
     import pytest
 
     if settle:
@@ -207,7 +214,7 @@ def time_service(
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             str(test_file), "--benchmark-only", "--benchmark-save-data", f"--benchmark-json={json_out}",
-            f"--benchmark-max-time={SERVICE_MAX_TIME_S}", f"--rootdir={tmp}", "-p", "no:cacheprovider",
+            f"--benchmark-max-time={max_time_s}", f"--rootdir={tmp}", "-p", "no:cacheprovider",
             "-o", "addopts=", "-q", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name",
         ]  # fmt: skip
         try:  # its table is progress, on stderr: stdout is the command's answer
