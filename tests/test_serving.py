@@ -131,7 +131,7 @@ def test_lenet_load_test_runs_the_search(lenet_serve: tuple[dict[str, Any], Path
     want = {(s, k) for s in sizes for k in {"same"} | waits | {f"b{o}" for o in sizes if o != s}}
     assert set(timed) == want
     assert all(len(v) == 1 + 5 and all(len(run) >= 5 for run in v) for v in timed.values())
-    # the simulator draws pytest-benchmark's own saved rounds, the two runs of each pooled
+    # the simulator draws pytest-benchmark's own saved rounds, the six runs of each pooled
     for (size, after), runs in timed.items():
         assert entry["service_s"][str(size)][after] == [t for run in runs for t in run]
     assert json.loads((out / "serve.json").read_text())["states"]["fp32"]["probes"] == entry["probes"]
