@@ -39,7 +39,6 @@ from inference_scale.serving.search import (
     steady,
 )
 from inference_scale.serving.service import (
-    SERVICE_MAX_TIME_S,
     Served,
     Timing,
     after_others,
@@ -189,11 +188,10 @@ def serve(
             for slug in slugs:
                 # Each state is timed just before its load test: the host's speed drifts by
                 # several percent over minutes, and the simulator must see the speed served at.
-                def timed(
-                    plan: list[Timing], *, settle: bool, max_time_s: float = SERVICE_MAX_TIME_S, slug: str = slug
-                ) -> dict[tuple[int, str], list[float]]:
+                def timed(plan: list[Timing], slug: str = slug, **how: Any) -> dict[tuple[int, str], list[float]]:
+                    # how: time_service's settle and max_time_s, whose defaults live there
                     parts.append(Path(tmp) / f"{slug}-{len(parts)}.bench.json")
-                    return time_service(plan, session, opts, json_out=parts[-1], settle=settle, max_time_s=max_time_s)
+                    return time_service(plan, session, opts, json_out=parts[-1], **how)
 
                 entry = [s for s in served if s.state == slug]
                 result["states"][slug] = _serve_state(slug, entry, timed, target, limits)

@@ -45,7 +45,6 @@ from inference_scale.slugs import BASELINE
 from inference_scale.states import Context, MissingInputError, Prepared, get_state
 
 __all__ = [
-    "SERVICE_MAX_TIME_S",
     "Served",
     "ServiceTimingError",
     "Timing",
